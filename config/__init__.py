@@ -1,0 +1,28 @@
+"""Settings, the database engine, schema versioning and (later) the rules store."""
+
+from config.db import UTCDateTime, create_db_engine, is_sqlite, utcnow, write_tx
+from config.durations import format_duration, parse_duration
+from config.errors import ConfigError, DatabaseError, FirehookError, SchemaVersionError
+from config.schema import SCHEMA_VERSION, ensure_schema, schema_version
+from config.settings import Duration, InvokerSettings, Settings, WorkerSettings
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ConfigError",
+    "DatabaseError",
+    "Duration",
+    "FirehookError",
+    "InvokerSettings",
+    "SchemaVersionError",
+    "Settings",
+    "UTCDateTime",
+    "WorkerSettings",
+    "create_db_engine",
+    "ensure_schema",
+    "format_duration",
+    "is_sqlite",
+    "parse_duration",
+    "schema_version",
+    "utcnow",
+    "write_tx",
+]

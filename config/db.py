@@ -1,0 +1,113 @@
+"""The database engine factory and transaction helpers, for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, create_engine, event, exc
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.types import TypeDecorator
+
+from config.errors import ConfigError, DatabaseError
+
+__all__ = ["UTCDateTime", "create_db_engine", "is_sqlite", "utcnow", "write_tx"]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores it naive, in UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(DateTime(timezone=dialect.name != "sqlite"))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: firehook stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_db_engine(url: str, *, busy_timeout: timedelta = timedelta(seconds=10)) -> Engine:
+    """Build an engine for ``sqlite:///file.db`` or ``postgresql[+psycopg]://...``.
+
+    SQLite gets WAL, ``synchronous=NORMAL``, a busy timeout and explicit ``BEGIN`` so that
+    write transactions can start with ``BEGIN IMMEDIATE`` (see :func:`write_tx`).
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise ConfigError(f"FIREHOOK_DATABASE_URL is not a database URL: {url!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if backend != "sqlite":
+        raise ConfigError(
+            f"unsupported database {backend!r} in FIREHOOK_DATABASE_URL: use sqlite or postgresql"
+        )
+    engine = create_engine(
+        parsed,
+        connect_args={"timeout": busy_timeout.total_seconds(), "check_same_thread": False},
+        pool_size=20,
+        max_overflow=20,
+    )
+    busy_ms = int(busy_timeout.total_seconds() * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        if parsed.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A write transaction; on SQLite it takes the write lock at once (``BEGIN IMMEDIATE``).
+
+    A deferred SQLite transaction that reads and then writes fails with ``SQLITE_BUSY`` at
+    once instead of waiting for the busy timeout; taking the lock first avoids that.
+    """
+    try:
+        with engine.connect() as conn:
+            if is_sqlite(conn):
+                conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+    except exc.OperationalError as e:
+        raise DatabaseError(f"database error: {e.orig}") from e

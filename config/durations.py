@@ -1,0 +1,48 @@
+"""Durations written the way people write them: ``30m``, ``5s``, ``1h30m``, ``250ms``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from config.errors import ConfigError
+
+__all__ = ["format_duration", "parse_duration"]
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
+
+
+def parse_duration(text: str | float | int | timedelta) -> timedelta:
+    """Parse ``"1h30m"``, ``"5s"``, ``"250ms"`` or a number of seconds into a timedelta."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, bool):
+        raise ConfigError(f"expected a duration such as 30s or 5m, got {text!r}")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ConfigError(f"a duration cannot be negative: {text!r}")
+        return timedelta(seconds=text)
+    cleaned = text.strip().replace(" ", "")
+    if re.fullmatch(r"\d+(?:\.\d+)?", cleaned):
+        return timedelta(seconds=float(cleaned))
+    parts = _PART.findall(cleaned)
+    if not cleaned or "".join(n + u for n, u in parts) != cleaned:
+        raise ConfigError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
+    return sum((float(n) * _UNITS[u] for n, u in parts), timedelta())
+
+
+def format_duration(value: timedelta) -> str:
+    """Short human form: ``1.5 ms``, ``2.30 s``, ``5m``."""
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"

@@ -1,0 +1,83 @@
+"""Schema creation and evolution: a versioned approach, no Alembic.
+
+The database holds one row in ``firehook_schema`` with the schema version it is at.  On first
+use the tables are created from the SQLModel metadata and stamped with
+:data:`SCHEMA_VERSION`.  A later release that changes a table bumps
+:data:`SCHEMA_VERSION` and adds a step to :data:`MIGRATIONS` (``{2: upgrade_to_2}``), which
+runs in the same transaction as the stamp.  A database newer than the code is refused.
+Concurrent first starts are serialised (an advisory transaction lock on PostgreSQL, the
+write lock on SQLite).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from config.db import is_sqlite, write_tx
+from config.errors import DatabaseError, SchemaVersionError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema", "schema_version"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {}
+
+_LOCK_KEY = 0x66697265686F6F6B  # "firehook"
+_version_meta = MetaData()
+_version_table = Table(
+    "firehook_schema",
+    _version_meta,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
+def schema_version(engine: Engine) -> int | None:
+    """The version stamped in the database, or None when firehook never ran there."""
+    with engine.connect() as conn:
+        if not engine.dialect.has_table(conn, "firehook_schema"):
+            return None
+        return conn.execute(select(_version_table.c.version)).scalar_one_or_none()
+
+
+def ensure_schema(engine: Engine, metadata: MetaData) -> int:
+    """Create or upgrade the tables in ``metadata``; return the version now in the database."""
+    try:
+        with write_tx(engine) as conn:
+            if not is_sqlite(conn):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            return _ensure(conn, metadata)
+    except SQLAlchemyError as e:
+        raise DatabaseError(f"could not prepare the database schema: {e}") from e
+
+
+def _ensure(conn: Connection, metadata: MetaData) -> int:
+    _version_meta.create_all(conn, checkfirst=True)
+    current = conn.execute(select(_version_table.c.version)).scalar_one_or_none()
+    if current is None:
+        metadata.create_all(conn, checkfirst=True)
+        conn.execute(_version_table.insert().values(id=1, version=SCHEMA_VERSION))
+        log.info("created the firehook schema at version %d", SCHEMA_VERSION)
+        return SCHEMA_VERSION
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the database is at schema version {current}, newer than this firehook "
+            f"({SCHEMA_VERSION}); upgrade firehook"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise SchemaVersionError(f"no migration to schema version {version}")
+        log.info("migrating the firehook schema to version %d", version)
+        step(conn)
+    # tables added since (without a data change) are created here too
+    metadata.create_all(conn, checkfirst=True)
+    if current != SCHEMA_VERSION:
+        conn.execute(_version_table.update().values(version=SCHEMA_VERSION))
+    return SCHEMA_VERSION

@@ -1,0 +1,73 @@
+"""One settings tree for every role, read from ``FIREHOOK_*`` variables and ``.env``.
+
+Nested groups use ``__``: ``FIREHOOK_INVOKER__SYNC_TIMEOUT=5s``.  Durations accept ``30s``,
+``5m``, ``1h30m`` or a number of seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.durations import parse_duration
+
+__all__ = ["Duration", "InvokerSettings", "Settings", "WorkerSettings"]
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda v: f"{v.total_seconds():g}s", return_type=str),
+]
+
+
+class InvokerSettings(BaseModel):
+    """The process pool that runs functions."""
+
+    sync_timeout: Duration = Field(default=timedelta(seconds=5), gt=timedelta(0))
+    async_timeout: Duration = Field(default=timedelta(seconds=300), gt=timedelta(0))
+    pool_size: int = Field(default=2, ge=1, le=256)
+    memory_limit_mb: int = Field(default=512, ge=32, description="address-space cap per worker")
+    log_limit_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="captured stdout/stderr/logging per run"
+    )
+    acquire_timeout: Duration = Field(
+        default=timedelta(seconds=5),
+        description="how long a run waits for a free worker before it is schedule_failed",
+    )
+    max_tasks_per_worker: int = Field(
+        default=0, ge=0, description="recycle a worker after this many runs; 0 never"
+    )
+    start_method: Literal["forkserver", "spawn"] = "forkserver"
+
+
+class WorkerSettings(BaseModel):
+    """The queue worker that claims due runs (``firehook worker``)."""
+
+    concurrency: int = Field(default=0, ge=0, description="runs at once; 0 = the pool size")
+    batch_size: int = Field(default=32, ge=1, le=1000)
+    poll_interval: Duration = Field(default=timedelta(seconds=1), gt=timedelta(0))
+    lease: Duration = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))
+    grace_period: Duration = Field(default=timedelta(seconds=10), ge=timedelta(0))
+
+
+class Settings(BaseSettings):
+    """Everything firehook reads from its environment, with embedded defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FIREHOOK_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite:///firehook.db"
+    database_busy_timeout: Duration = timedelta(seconds=10)
+    functions_dir: Path = Path("functions")
+    invoker: InvokerSettings = InvokerSettings()
+    worker: WorkerSettings = WorkerSettings()

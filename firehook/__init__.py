@@ -1,0 +1,3 @@
+"""firehook: the composition root (CLI, daemon) and the SDK that function authors import."""
+
+__all__: list[str] = []

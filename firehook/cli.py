@@ -1,0 +1,195 @@
+"""The ``firehook`` command line (Typer)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from config import FirehookError, Settings
+from config.errors import ConfigError
+from firehook import output
+from firehook.app import App
+from firehook.templates import CONFIG, HELLO_WORLD
+from invoker.dispatch import InvokeRequest
+from invoker.envelope import Status
+from invoker.store import InvocationFilter
+
+__all__ = ["EXIT_FAILED_RUN", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "app", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED_RUN = 1  # the function ran and failed
+EXIT_USAGE = 2  # the user's input is wrong (bad JSON, unknown function, missing file)
+EXIT_UNAVAILABLE = 3  # the database or another service could not be used
+
+app = typer.Typer(
+    name="firehook",
+    help="Run small Python functions on demand, on data-change events and on schedules.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("firehook")
+
+
+class UsageError(FirehookError, ValueError):
+    """A mistake in what the user typed."""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    typer.echo(f"firehook: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as e:
+        raise ConfigError(f"invalid setting: {e}") from None
+
+
+@app.callback()
+def _root(
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error")
+    ] = "warning",
+) -> None:
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        fail(f"unknown log level {log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="where to create the project")] = Path("."),
+) -> None:
+    """Create functions/helloWorld.py and a commented firehook.yaml."""
+    files = {
+        directory / "functions" / "helloWorld.py": HELLO_WORLD,
+        directory / "firehook.yaml": CONFIG,
+    }
+    for path, content in files.items():
+        if path.exists():
+            typer.echo(f"kept     {path} (exists)")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        typer.echo(f"created  {path}")
+    typer.echo(f'next: cd {directory} && firehook invoke helloWorld --data \'{{"name": "allen"}}\'')
+
+
+@app.command()
+def functions(
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="import each one in a worker")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List the functions found, with their load errors."""
+    fh = App(_settings(), pool_size=1)
+    infos = fh.registry.list()
+    errors: dict[str, str | None] = {i.name: i.error for i in infos}
+    if check and any(i.ok for i in infos):
+        with fh.pool:
+            for info in infos:
+                if info.ok:
+                    errors[info.name] = fh.pool.check(info)
+    rows = [{"name": i.name, "path": str(i.path), "error": errors[i.name]} for i in infos]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo(f"no functions in {fh.settings.functions_dir}/ (firehook init creates one)")
+    for row in rows:
+        typer.echo(
+            f"{row['name']:<32} {'ok' if row['error'] is None else 'ERROR: ' + row['error']}"
+        )
+
+
+def _read_params(data: str | None, data_file: Path | None) -> Any:
+    if data is not None and data_file is not None:
+        raise UsageError("give --data or --data-file, not both")
+    if data_file is not None:
+        try:
+            data = data_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot read --data-file {data_file}: {e.strerror}") from None
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as e:
+        raise UsageError(
+            f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+
+
+@app.command()
+def invoke(
+    name: Annotated[str, typer.Argument(help="the function's name")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="params as JSON")] = None,
+    data_file: Annotated[
+        Path | None, typer.Option("--data-file", help="read params (JSON) from a file")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the envelope as one JSON line")
+    ] = False,
+) -> None:
+    """Run a function now and print its {code, data, error} envelope."""
+    params = _read_params(data, data_file)
+    with App(_settings(), pool_size=1) as fh:
+        outcome = fh.dispatcher.run_sync(InvokeRequest(name, params, event_type="cli"))
+    env = outcome.envelope.to_dict()
+    if outcome.job_id is None:  # nothing ran: unknown function or bad params
+        fail(env["error"]["message"])
+    if as_json:
+        typer.echo(json.dumps(env, ensure_ascii=False))
+    else:
+        typer.echo(json.dumps(env, ensure_ascii=False, indent=2))
+        typer.echo(f"job {outcome.job_id}: {outcome.status}", err=True)
+    if outcome.status is not Status.FULFILLED:
+        raise typer.Exit(EXIT_FAILED_RUN)
+
+
+@app.command()
+def logs(
+    job_id: Annotated[str | None, typer.Argument(help="show one run in full")] = None,
+    function: Annotated[str | None, typer.Option("--function", "-f")] = None,
+    status: Annotated[str | None, typer.Option("--status", "-s")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List recent runs, or show one run with its captured output."""
+    if status is not None and status not in {s.value for s in Status}:
+        raise UsageError(f"unknown status {status!r}; one of: {', '.join(s.value for s in Status)}")
+    fh = App(_settings()).open_db()
+    if job_id is not None:
+        row = fh.store.get(job_id)
+        if row is None:
+            raise UsageError(f"no run with id {job_id!r}")
+        typer.echo(output.record_json(row) if as_json else output.record_text(row))
+        return
+    rows = fh.store.find(InvocationFilter(function=function, status=status, limit=limit))
+    if as_json:
+        typer.echo(
+            json.dumps([output.record_dict(r, with_logs=False) for r in rows], ensure_ascii=False)
+        )
+        return
+    typer.echo(output.table(rows))
+
+
+def main() -> None:
+    """Entry point: user mistakes and service errors are one line on stderr, never a traceback."""
+    try:
+        app()  # standalone mode: Typer handles its own usage errors (exit 2)
+    except (UsageError, ConfigError) as e:
+        typer.echo(f"firehook: error: {e}", err=True)
+        sys.exit(EXIT_USAGE)
+    except FirehookError as e:
+        typer.echo(f"firehook: error: {e}", err=True)
+        sys.exit(EXIT_UNAVAILABLE)

@@ -1,0 +1,34 @@
+"""Files that ``firehook init`` writes."""
+
+HELLO_WORLD = '''\
+"""Say hello: firehook invoke helloWorld --data '{"name": "allen"}'"""
+
+
+def main(event):
+    name = (event.data or {}).get("name", "world")
+    return f"hello {name}"
+'''
+
+CONFIG = """\
+# firehook config file: apply it with `firehook apply firehook.yaml`.
+version: 1
+
+# Per-function options (timeout, retries, who may invoke).
+functions:
+  # helloWorld: {timeout: 5s}
+
+# Data-change triggers: run a function when an event matches.
+triggers: []
+#  - name: cancel-unpaid-orders
+#    on: {table: orders, events: [on_create]}
+#    when: {all: [{field: status, op: "=", value: unpaid}]}
+#    invoke: cancelUnpaidOrder
+#    delay: 30m
+
+# Cron schedules.
+schedules: []
+#  - name: nightly-lottery
+#    cron: "0 20 * * *"
+#    timezone: Asia/Shanghai
+#    invoke: drawLottery
+"""

@@ -1,0 +1,284 @@
+"""A pool of pre-started worker processes with hard deadlines.
+
+Each worker has its own duplex pipe (no lock shared between processes, so a killed worker
+cannot wedge the pool).  A run that passes its deadline has its worker's process group
+SIGKILLed; a worker that dies (``os._exit``, a segfault, the OOM killer) is reported as
+``worker_lost``.  Either way a replacement is started in the background and the pool stays
+at full size.  Measured against pebble in ``benchmarks/invoke.py``; see
+``docs/decisions.md`` for why this pool and not pebble or billiard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from config.errors import FirehookError
+from invoker import _child
+from invoker.envelope import ErrorType, RunError
+from invoker.event import Event
+from invoker.registry import FunctionInfo
+
+__all__ = ["Pool", "PoolClosed", "RunResult"]
+
+log = logging.getLogger(__name__)
+
+
+class PoolClosed(FirehookError, RuntimeError):
+    """The pool was closed or never started."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What one run produced: a JSON result or an error, and its captured output."""
+
+    result_json: str | None
+    error: RunError | None
+    logs: str
+    started_at: datetime
+    duration: timedelta
+
+
+class _Worker:
+    __slots__ = ("conn", "process", "tasks")
+
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.tasks = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self.process.join(5)
+        self.conn.close()
+
+
+def _death_reason(worker: _Worker) -> str:
+    worker.process.join(1)
+    code = worker.process.exitcode
+    if code is None:
+        return "the worker process stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"the worker process was killed by {name}"
+    return f"the worker process exited with code {code} while running the function"
+
+
+class Pool:
+    """``size`` killable worker processes for running functions apart from the service."""
+
+    def __init__(
+        self,
+        functions_dir: Path,
+        *,
+        size: int = 2,
+        memory_limit_mb: int = 512,
+        log_limit_bytes: int = 64 * 1024,
+        acquire_timeout: timedelta = timedelta(seconds=5),
+        max_tasks_per_worker: int = 0,
+        start_method: str = "forkserver",
+    ) -> None:
+        self.functions_dir = functions_dir
+        self.size = size
+        self.memory_limit_mb = memory_limit_mb
+        self.log_limit = log_limit_bytes
+        self.acquire_timeout = acquire_timeout
+        self.max_tasks = max_tasks_per_worker
+        self.start_method = start_method
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._ctx: Any = None
+        self._closed = True
+        self._spawners: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self.replaced = 0  # workers replaced after a kill or death, for status lines and tests
+
+    # lifecycle -------------------------------------------------------------------------
+    def start(self) -> Pool:
+        if not self._closed:
+            return self
+        self._ctx = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["invoker._child"])
+        self._closed = False
+        for _ in range(self.size):
+            self._idle.put(self._spawn())
+        log.info("pool started: %d workers (%s)", self.size, self.start_method)
+        return self
+
+    def close(self, grace: timedelta = timedelta(seconds=5)) -> None:
+        """Stop every worker; runs in flight get ``grace`` to finish before they are killed."""
+        if self._closed:
+            return
+        self._closed = True
+        for t in list(self._spawners):
+            t.join(grace.total_seconds())
+        deadline = time.monotonic() + grace.total_seconds()
+        stopped = 0
+        while stopped < self.size:
+            try:
+                worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+            worker.process.join(max(0.1, deadline - time.monotonic()))
+            worker.kill()
+            stopped += 1
+        log.info("pool closed")
+
+    def __enter__(self) -> Pool:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # running ---------------------------------------------------------------------------
+    def run(self, info: FunctionInfo, event: Event, timeout: timedelta) -> RunResult:
+        """Run ``info``'s main in a worker; never raises for what the function does."""
+        spec = {
+            "name": info.name,
+            "path": str(info.path),
+            "is_package": info.is_package,
+            "event": event.to_dict(),
+            "log_limit": self.log_limit,
+        }
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        try:
+            worker = self._acquire()
+        except queue.Empty:
+            message = f"no worker free within {self.acquire_timeout.total_seconds():g}s"
+            return self._failed(ErrorType.REJECTED, message, started, t0)
+        try:
+            worker.conn.send(("run", spec))
+            if not worker.conn.poll(timeout.total_seconds()):
+                self._replace(worker)
+                message = (
+                    f"the function ran past its {timeout.total_seconds():g}s limit and was killed"
+                )
+                return self._failed(ErrorType.DEADLINE_EXCEEDED, message, started, t0)
+            answer: dict[str, Any] = worker.conn.recv()
+        except (EOFError, OSError):
+            reason = _death_reason(worker)
+            self._replace(worker)
+            return self._failed(ErrorType.WORKER_LOST, reason, started, t0)
+        self._release(worker)
+        error = answer["error"]
+        return RunResult(
+            result_json=answer["result"],
+            error=None if error is None else RunError.from_dict(error),
+            logs=answer["logs"],
+            started_at=datetime.fromtimestamp(answer["started"], UTC),
+            duration=timedelta(milliseconds=answer["duration_ms"]),
+        )
+
+    def check(self, info: FunctionInfo, timeout: timedelta = timedelta(seconds=5)) -> str | None:
+        """Import the function in a worker; the load error, or None when it loads."""
+        spec = {"name": info.name, "path": str(info.path), "is_package": info.is_package}
+        try:
+            worker = self._acquire()
+        except queue.Empty:
+            return "no worker free to check it"
+        try:
+            worker.conn.send(("check", spec))
+            if not worker.conn.poll(timeout.total_seconds()):
+                self._replace(worker)
+                return f"importing it took longer than {timeout.total_seconds():g}s"
+            error: str | None = worker.conn.recv()["error"]
+        except (EOFError, OSError):
+            reason = _death_reason(worker)
+            self._replace(worker)
+            return f"importing it killed the worker: {reason}"
+        self._release(worker)
+        return error
+
+    # internals -------------------------------------------------------------------------
+    def _failed(self, type_: ErrorType, message: str, started: datetime, t0: float) -> RunResult:
+        duration = timedelta(seconds=time.perf_counter() - t0)
+        return RunResult(None, RunError(type_, message), "", started, duration)
+
+    def _acquire(self) -> _Worker:
+        if self._closed:
+            raise PoolClosed("the pool is not running")
+        deadline = time.monotonic() + self.acquire_timeout.total_seconds()
+        while True:
+            worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                return worker
+            log.warning(
+                "worker %d died while idle (exit %s); replacing it",
+                worker.pid,
+                worker.process.exitcode,
+            )
+            self._replace(worker)
+
+    def _release(self, worker: _Worker) -> None:
+        worker.tasks += 1
+        if self._closed or (self.max_tasks and worker.tasks >= self.max_tasks):
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+            self._replace(worker)
+        else:
+            self._idle.put(worker)
+
+    def _spawn(self) -> _Worker:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_child.serve,
+            args=(child_conn, str(self.functions_dir.resolve()), self.memory_limit_mb),
+            name="firehook-worker",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        return _Worker(process, parent_conn)
+
+    def _replace(self, worker: _Worker) -> None:
+        """Kill ``worker`` and start its replacement in the background."""
+        self.replaced += 1
+        thread = threading.Thread(target=self._respawn, args=(worker,), name="firehook-respawn")
+        with self._lock:
+            self._spawners.add(thread)
+        thread.start()
+
+    def _respawn(self, dead: _Worker) -> None:
+        try:
+            dead.kill()
+            delay = 0.05
+            while not self._closed:
+                try:
+                    self._idle.put(self._spawn())
+                    return
+                except OSError as e:
+                    log.error("could not start a worker process: %s; retrying in %.1fs", e, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            with self._lock:
+                self._spawners.discard(threading.current_thread())

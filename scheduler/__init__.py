@@ -1,0 +1,1 @@
+"""scheduler: see DESIGN.md; filled in by its own issue."""

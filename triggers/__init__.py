@@ -1,0 +1,1 @@
+"""triggers: see DESIGN.md; filled in by its own issue."""

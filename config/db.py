@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -96,18 +98,38 @@ def create_db_engine(url: str, *, busy_timeout: timedelta = timedelta(seconds=10
     return engine
 
 
+_writer_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.Lock:
+    with _writer_locks_guard:
+        lock = _writer_locks.get(engine)
+        if lock is None:
+            lock = _writer_locks[engine] = threading.Lock()
+        return lock
+
+
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A write transaction; on SQLite it takes the write lock at once (``BEGIN IMMEDIATE``).
 
     A deferred SQLite transaction that reads and then writes fails with ``SQLITE_BUSY`` at
-    once instead of waiting for the busy timeout; taking the lock first avoids that.
+    once instead of waiting for the busy timeout; taking the lock first avoids that.  On
+    SQLite the threads of one process also queue on an in-process lock, so they take turns
+    in order instead of sleeping in SQLite's busy handler (other processes still wait on it).
     """
+    lock = _writer_lock(engine) if is_sqlite(engine) else None
     try:
+        if lock is not None:
+            lock.acquire()
         with engine.connect() as conn:
-            if is_sqlite(conn):
+            if lock is not None:
                 conn = conn.execution_options(sqlite_immediate=True)
             with conn.begin():
                 yield conn
     except exc.OperationalError as e:
         raise DatabaseError(f"database error: {e.orig}") from e
+    finally:
+        if lock is not None:
+            lock.release()

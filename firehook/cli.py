@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from config import FirehookError, Settings
 from config.errors import ConfigError
@@ -48,8 +49,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def _settings() -> Settings:
     try:
         return Settings()
-    except ValueError as e:
-        raise ConfigError(f"invalid setting: {e}") from None
+    except ValidationError as e:
+        problems = "; ".join(
+            f"FIREHOOK_{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigError(f"invalid setting {problems}") from None
 
 
 @app.callback()

@@ -1,0 +1,3 @@
+from firehook.cli import main
+
+main()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
 
 from config.errors import ConfigError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["Duration", "format_duration", "parse_duration"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {
@@ -46,3 +49,11 @@ def format_duration(value: timedelta) -> str:
     if seconds < 120:
         return f"{seconds:.2f} s"
     return f"{seconds / 60:.1f} min"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda v: f"{v.total_seconds():g}s", return_type=str),
+]
+"""A ``timedelta`` field that also accepts ``30s``, ``5m``, ``1h30m`` or seconds."""

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.durations import parse_duration
+from config.durations import Duration
+from config.functions import FunctionOptions, RetryPolicy
 
-__all__ = ["Duration", "InvokerSettings", "Settings", "WorkerSettings"]
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda v: f"{v.total_seconds():g}s", return_type=str),
-]
+__all__ = ["InvokerSettings", "Settings", "WorkerSettings"]
 
 
 class InvokerSettings(BaseModel):
@@ -71,3 +65,5 @@ class Settings(BaseSettings):
     functions_dir: Path = Path("functions")
     invoker: InvokerSettings = InvokerSettings()
     worker: WorkerSettings = WorkerSettings()
+    retry: RetryPolicy = RetryPolicy()
+    functions: dict[str, FunctionOptions] = {}

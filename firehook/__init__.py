@@ -1,3 +1,17 @@
-"""firehook: the composition root (CLI, daemon) and the SDK that function authors import."""
+"""firehook: the composition root (CLI, daemon) and the SDK that function authors import.
 
-__all__: list[str] = []
+``from firehook import invoke`` runs or queues a function from an application or from
+inside another function.
+"""
+
+from typing import Any
+
+
+def invoke(name: str, params: Any = None, sync: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """See :func:`firehook.sdk.invoke`."""
+    from firehook.sdk import invoke as _invoke  # late: importing firehook stays cheap
+
+    return _invoke(name, params, sync, **kwargs)
+
+
+__all__ = ["invoke"]

@@ -11,11 +11,14 @@ from types import TracebackType
 
 from sqlmodel import SQLModel
 
-from config import Settings, create_db_engine, ensure_schema
+from config import FunctionOptions, Settings, create_db_engine, ensure_schema, is_sqlite
 from invoker.dispatch import Dispatcher
 from invoker.pool import Pool
+from invoker.queue import Queue
 from invoker.registry import Registry
 from invoker.store import InvocationStore
+from invoker.wakeup import PgListener, Wakeup
+from invoker.worker import Worker
 
 __all__ = ["App"]
 
@@ -40,8 +43,23 @@ class App:
             start_method=s.invoker.start_method,
         )
         self.store = InvocationStore(self.engine)
-        self.dispatcher = Dispatcher(self.registry, self.pool, self.store, s.invoker)
+        self.wakeup = Wakeup()
+        self.queue = Queue(self.engine, on_enqueue=self.wakeup.notify)
+        self.dispatcher = Dispatcher(
+            self.registry,
+            self.pool,
+            self.store,
+            s.invoker,
+            queue=self.queue,
+            default_retry=s.retry,
+            options_for=self.function_options,
+        )
+        self.worker = Worker(self.dispatcher, s.worker, wakeup=self.wakeup)
+        self.listener = None if is_sqlite(self.engine) else PgListener(self.engine, self.wakeup)
         self._db_ready = False
+
+    def function_options(self, name: str) -> FunctionOptions:
+        return self.settings.functions.get(name) or FunctionOptions()
 
     def open_db(self) -> App:
         """Create or upgrade the schema (first use of a database)."""
@@ -55,7 +73,18 @@ class App:
         self.pool.start()
         return self
 
+    def start_worker(self) -> Worker:
+        """Start the pool (if needed), the queue worker and, on PostgreSQL, its listener."""
+        self.start()
+        if self.listener is not None:
+            self.listener.start()
+        return self.worker.start()
+
     def close(self) -> None:
+        if self.worker.running:
+            self.worker.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.pool.close()
         self.engine.dispose()
 

@@ -5,56 +5,32 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from config import FirehookError, Settings
+from config import FirehookError, parse_duration
 from config.errors import ConfigError
-from firehook import output
+from firehook import cli_queue, output
 from firehook.app import App
+from firehook.cli_common import (
+    EXIT_FAILED_RUN,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    UsageError,
+    app,
+    fail,
+    load_settings,
+    parse_time,
+)
 from firehook.templates import CONFIG, HELLO_WORLD
 from invoker.dispatch import InvokeRequest
-from invoker.envelope import Status
+from invoker.envelope import InvokeError, Status
 from invoker.store import InvocationFilter
 
-__all__ = ["EXIT_FAILED_RUN", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "app", "main"]
-
-EXIT_OK = 0
-EXIT_FAILED_RUN = 1  # the function ran and failed
-EXIT_USAGE = 2  # the user's input is wrong (bad JSON, unknown function, missing file)
-EXIT_UNAVAILABLE = 3  # the database or another service could not be used
-
-app = typer.Typer(
-    name="firehook",
-    help="Run small Python functions on demand, on data-change events and on schedules.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-log = logging.getLogger("firehook")
-
-
-class UsageError(FirehookError, ValueError):
-    """A mistake in what the user typed."""
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    typer.echo(f"firehook: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as e:
-        problems = "; ".join(
-            f"FIREHOOK_{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise ConfigError(f"invalid setting {problems}") from None
+__all__ = ["app", "main"]
 
 
 @app.callback()
@@ -96,7 +72,7 @@ def functions(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List the functions found, with their load errors."""
-    fh = App(_settings(), pool_size=1)
+    fh = App(load_settings(), pool_size=1)
     infos = fh.registry.list()
     errors: dict[str, str | None] = {i.name: i.error for i in infos}
     if check and any(i.ok for i in infos):
@@ -141,13 +117,27 @@ def invoke(
     data_file: Annotated[
         Path | None, typer.Option("--data-file", help="read params (JSON) from a file")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="print the envelope as one JSON line")
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON line")] = False,
+    queued: Annotated[
+        bool, typer.Option("--async", help="queue it and print the job id; a worker runs it")
     ] = False,
+    delay: Annotated[
+        str | None, typer.Option("--delay", help="queue it to run after 30s, 30m, 1h30m ...")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="queue it for a time: 2026-12-01T20:00:00+08:00")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="idempotency key: a second call returns the first run"),
+    ] = None,
 ) -> None:
-    """Run a function now and print its {code, data, error} envelope."""
+    """Run a function now and print its envelope, or queue it (--async, --delay, --at)."""
     params = _read_params(data, data_file)
-    with App(_settings(), pool_size=1) as fh:
+    if queued or delay is not None or at is not None or key is not None:
+        _enqueue(name, params, parse_delay(delay), parse_time("--at", at), key, as_json)
+        return
+    with App(load_settings(), pool_size=1) as fh:
         outcome = fh.dispatcher.run_sync(InvokeRequest(name, params, event_type="cli"))
     env = outcome.envelope.to_dict()
     if outcome.job_id is None:  # nothing ran: unknown function or bad params
@@ -161,6 +151,48 @@ def invoke(
         raise typer.Exit(EXIT_FAILED_RUN)
 
 
+def _enqueue(
+    name: str,
+    params: Any,
+    delay: timedelta | None,
+    at: datetime | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    fh = App(load_settings()).open_db()
+    event_type = "delayed" if delay is not None or at is not None else "cli"
+    try:
+        queued = fh.dispatcher.enqueue(
+            InvokeRequest(name, params, event_type=event_type), delay=delay, at=at, key=key
+        )
+    except InvokeError as e:
+        raise UsageError(str(e)) from None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "job_id": queued.job_id,
+                    "created": queued.created,
+                    "status": queued.status,
+                    "due_at": queued.due_at.isoformat(),
+                }
+            )
+        )
+        return
+    typer.echo(queued.job_id)
+    what = "queued" if queued.created else f"already queued with key {key!r} ({queued.status})"
+    typer.echo(f"{what}, due {queued.due_at.isoformat()}", err=True)
+
+
+def parse_delay(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ConfigError as e:
+        raise UsageError(f"--delay: {e}") from None
+
+
 @app.command()
 def logs(
     job_id: Annotated[str | None, typer.Argument(help="show one run in full")] = None,
@@ -172,7 +204,7 @@ def logs(
     """List recent runs, or show one run with its captured output."""
     if status is not None and status not in {s.value for s in Status}:
         raise UsageError(f"unknown status {status!r}; one of: {', '.join(s.value for s in Status)}")
-    fh = App(_settings()).open_db()
+    fh = App(load_settings()).open_db()
     if job_id is not None:
         row = fh.store.get(job_id)
         if row is None:
@@ -186,6 +218,9 @@ def logs(
         )
         return
     typer.echo(output.table(rows))
+
+
+cli_queue.register(app)
 
 
 def main() -> None:

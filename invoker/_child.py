@@ -32,6 +32,7 @@ from typing import Any
 from invoker.event import Event
 
 _OWN_DIR = str(Path(__file__).resolve().parent)
+IN_WORKER = False  # True inside a pool worker process
 _MODULE_PREFIX = "firehook_fn_"
 
 
@@ -259,8 +260,26 @@ def _harden(memory_limit_mb: int) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def call_here(name: str, path: Path, is_package: bool, event: Event) -> dict[str, Any]:
+    """Run a function in this process (a function calling another): ``{data, error}``."""
+    try:
+        value = _call(_load(name, path, is_package).main, event)
+    except _LoadError as e:
+        return {"data": None, "error": _error("execution_failed", str(e), e.stack)}
+    except Exception as e:
+        return {
+            "data": None,
+            "error": _error("execution_failed", str(e) or type(e).__name__, _stack(e)),
+        }
+    answer: dict[str, Any] = {"error": None}
+    encoded = _encode(value, answer)
+    return {"data": None if encoded is None else json.loads(encoded), "error": answer["error"]}
+
+
 def serve(conn: Connection, functions_dir: str, memory_limit_mb: int) -> None:
     """The worker's main loop: answer requests until the pipe closes or ``None`` arrives."""
+    global IN_WORKER
+    IN_WORKER = True
     _harden(memory_limit_mb)
     if functions_dir not in sys.path:
         sys.path.append(functions_dir)  # after the stdlib: a function named json.py can't shadow it

@@ -1,13 +1,21 @@
-"""Dispatch: the one interface through which every caller runs or queues a function."""
+"""Dispatch: the one interface through which every caller runs or queues a function.
+
+``run_sync`` runs now in the local pool with the sync limit and records the run before it
+answers.  ``enqueue`` inserts one ``waiting`` row with its due time (async, delayed,
+triggered, timer); a worker claims it when it is due.  Cancel and replay live here too, so
+the CLI and the HTTP API share them.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from config.functions import FunctionOptions, RetryPolicy
 from config.settings import InvokerSettings
 from invoker.envelope import (
     STATUS_FOR_ERROR,
@@ -15,14 +23,16 @@ from invoker.envelope import (
     ErrorType,
     FunctionNotFound,
     InvalidParams,
+    JobNotFound,
     RunError,
     Status,
 )
 from invoker.event import Event, EventType
 from invoker.pool import Pool, RunResult
-from invoker.records import new_job_id
+from invoker.queue import Enqueued, Queue
+from invoker.records import Invocation, new_job_id
 from invoker.registry import FunctionInfo, Registry
-from invoker.store import InvocationStore
+from invoker.store import InvocationFilter, InvocationStore
 
 __all__ = ["Dispatcher", "InvokeRequest", "Outcome"]
 
@@ -40,11 +50,12 @@ class InvokeRequest:
     request: dict[str, Any] | None = None
     source: str | None = None
     timeout: timedelta | None = None
+    note: str | None = None  # why this run exists, kept on its record (e.g. "replay of ...")
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The answer to a call: the envelope, and the record it left (None when nothing ran)."""
+    """The answer to a sync call: the envelope, and the record it left (None: nothing ran)."""
 
     envelope: Envelope
     job_id: str | None = None
@@ -62,16 +73,38 @@ def check_params(params: Any) -> Any:
 
 
 class Dispatcher:
-    """Runs functions now in the pool and records each run."""
+    """Runs functions now, or queues them; every run is on record."""
 
     def __init__(
-        self, registry: Registry, pool: Pool, store: InvocationStore, settings: InvokerSettings
+        self,
+        registry: Registry,
+        pool: Pool,
+        store: InvocationStore,
+        settings: InvokerSettings,
+        *,
+        queue: Queue | None = None,
+        default_retry: RetryPolicy | None = None,
+        options_for: Callable[[str], FunctionOptions] | None = None,
     ) -> None:
         self.registry = registry
         self.pool = pool
         self.store = store
         self.settings = settings
+        self.queue = queue or Queue(store.engine)
+        self.default_retry = default_retry or RetryPolicy()
+        self._options_for = options_for or (lambda _name: FunctionOptions())
 
+    # options -----------------------------------------------------------------------------
+    def options(self, function: str) -> FunctionOptions:
+        return self._options_for(function)
+
+    def retry_policy(self, function: str) -> RetryPolicy:
+        return self.options(function).retry or self.default_retry
+
+    def async_timeout(self, function: str) -> timedelta:
+        return self.options(function).timeout or self.settings.async_timeout
+
+    # now ---------------------------------------------------------------------------------
     def run_sync(self, req: InvokeRequest) -> Outcome:
         """Run now with the sync limit; the record is committed before this returns."""
         try:
@@ -132,3 +165,105 @@ class Dispatcher:
             trigger=req.source if req.event_type == EventType.TRIGGER else None,
         )
         return self.pool.run(info, event, timeout)
+
+    # later -------------------------------------------------------------------------------
+    def enqueue(
+        self,
+        req: InvokeRequest,
+        *,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        key: str | None = None,
+    ) -> Enqueued:
+        """Queue one run, due now, after ``delay`` or at ``at``; a known ``key`` returns its run."""
+        return self.enqueue_many([(req, self.due_time(delay, at), key)])[0]
+
+    def enqueue_many(
+        self, items: Sequence[tuple[InvokeRequest, datetime | None, str | None]]
+    ) -> list[Enqueued]:
+        """Queue many runs in one transaction: ``(request, due time or None, key or None)``."""
+        now = self.queue.clock()
+        rows = [self._row(req, due or now, key, now) for req, due, key in items]
+        return self.queue.enqueue(rows)
+
+    def due_time(self, delay: timedelta | None, at: datetime | None) -> datetime | None:
+        if delay is not None and at is not None:
+            raise InvalidParams("give a delay or a time, not both")
+        if delay is not None:
+            if delay < timedelta(0):
+                raise InvalidParams("a delay cannot be negative")
+            return self.queue.clock() + delay
+        if at is not None:
+            if at.tzinfo is None:
+                raise InvalidParams("the time needs a UTC offset, e.g. 2026-12-01T20:00:00+08:00")
+            return at.astimezone(UTC)
+        return None
+
+    def _row(
+        self, req: InvokeRequest, due: datetime, key: str | None, now: datetime
+    ) -> dict[str, Any]:
+        self.registry.get(req.function)  # FunctionNotFound for unknown names
+        params = check_params(req.params)
+        if key is not None and not 0 < len(key) <= 300:
+            raise InvalidParams("an idempotency key has 1 to 300 characters")
+        job_id = new_job_id()
+        timeout = req.timeout or self.async_timeout(req.function)
+        return {
+            "id": job_id,
+            "root_id": job_id,
+            "function": req.function,
+            "event_type": req.event_type,
+            "source": req.source,
+            "idempotency_key": key,
+            "status": Status.WAITING.value,
+            "attempt": 1,
+            "max_attempts": self.retry_policy(req.function).attempts,
+            "timeout_ms": int(timeout.total_seconds() * 1000),
+            "params": params,
+            "request": req.request,
+            "caller_user_id": req.caller_user_id,
+            "created_at": now,
+            "due_at": due,
+            "note": req.note,
+        }
+
+    # operations --------------------------------------------------------------------------
+    def cancel(self, job_id: str | None = None, key: str | None = None) -> list[str]:
+        return self.queue.cancel(job_id, key)
+
+    def replay(
+        self,
+        job_ids: Sequence[str] = (),
+        flt: InvocationFilter | None = None,
+        dry_run: bool = False,
+    ) -> list[tuple[Invocation, str | None]]:
+        """Queue finished runs again as new runs; ``(old run, new job id or None if dry)``."""
+        rows: list[Invocation] = []
+        for job_id in job_ids:
+            row = self.store.get(job_id)
+            if row is None:
+                raise JobNotFound(job_id)
+            rows.append(row)
+        if flt is not None:
+            rows.extend(self.store.find(flt))
+        finished = [r for r in rows if r.status not in (Status.WAITING, Status.EXECUTING)]
+        if dry_run or not finished:
+            return [(r, None) for r in finished]
+        items = [
+            (
+                InvokeRequest(
+                    r.function,
+                    r.params,
+                    event_type=r.event_type,
+                    caller_user_id=r.caller_user_id,
+                    request=r.request,
+                    source=r.source,
+                    note=f"replay of {r.id}",
+                ),
+                None,
+                None,
+            )
+            for r in finished
+        ]
+        enqueued = self.enqueue_many(items)
+        return [(r, e.job_id) for r, e in zip(finished, enqueued, strict=True)]

@@ -19,6 +19,8 @@ __all__ = [
     "FunctionNotFound",
     "InvalidParams",
     "InvokeError",
+    "JobNotFound",
+    "NotCancellable",
     "RunError",
     "Status",
 ]
@@ -123,3 +125,14 @@ class FunctionNotFound(InvokeError, LookupError):
 
 class InvalidParams(InvokeError, ValueError):
     error_type = ErrorType.INVALID_PARAMS
+
+
+class JobNotFound(FirehookError, LookupError):
+    """No invocation with that id (or idempotency key)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no run {what!r}")
+
+
+class NotCancellable(FirehookError, ValueError):
+    """The run is not waiting any more (it is running or finished)."""

@@ -113,6 +113,7 @@ class Pool:
         self._ctx: Any = None
         self._closed = True
         self._spawners: set[threading.Thread] = set()
+        self._live: set[_Worker] = set()  # every started worker not yet killed
         self._lock = threading.Lock()
         self.replaced = 0  # workers replaced after a kill or death, for status lines and tests
 
@@ -146,8 +147,15 @@ class Pool:
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
             worker.process.join(max(0.1, deadline - time.monotonic()))
-            worker.kill()
+            self._kill(worker)
             stopped += 1
+        with self._lock:
+            busy = list(self._live)
+        for worker in busy:  # still running a function after the grace period
+            log.warning(
+                "killing worker %d: its run did not finish within the grace period", worker.pid
+            )
+            self._kill(worker)
         log.info("pool closed")
 
     def __enter__(self) -> Pool:
@@ -159,8 +167,19 @@ class Pool:
         self.close()
 
     # running ---------------------------------------------------------------------------
-    def run(self, info: FunctionInfo, event: Event, timeout: timedelta) -> RunResult:
-        """Run ``info``'s main in a worker; never raises for what the function does."""
+    def run(
+        self,
+        info: FunctionInfo,
+        event: Event,
+        timeout: timedelta,
+        *,
+        wait_for_worker: bool = False,
+    ) -> RunResult:
+        """Run ``info``'s main in a worker; never raises for what the function does.
+
+        A run waits the pool's ``acquire_timeout`` for a free worker and is ``rejected``
+        past it; with ``wait_for_worker`` (queued runs) it waits as long as it takes.
+        """
         spec = {
             "name": info.name,
             "path": str(info.path),
@@ -171,7 +190,7 @@ class Pool:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            worker = self._acquire()
+            worker = self._acquire(None if wait_for_worker else self.acquire_timeout)
         except queue.Empty:
             message = f"no worker free within {self.acquire_timeout.total_seconds():g}s"
             return self._failed(ErrorType.REJECTED, message, started, t0)
@@ -202,7 +221,7 @@ class Pool:
         """Import the function in a worker; the load error, or None when it loads."""
         spec = {"name": info.name, "path": str(info.path), "is_package": info.is_package}
         try:
-            worker = self._acquire()
+            worker = self._acquire(self.acquire_timeout)
         except queue.Empty:
             return "no worker free to check it"
         try:
@@ -223,12 +242,15 @@ class Pool:
         duration = timedelta(seconds=time.perf_counter() - t0)
         return RunResult(None, RunError(type_, message), "", started, duration)
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self, wait: timedelta | None = None) -> _Worker:
         if self._closed:
             raise PoolClosed("the pool is not running")
-        deadline = time.monotonic() + self.acquire_timeout.total_seconds()
+        deadline = None if wait is None else time.monotonic() + wait.total_seconds()
         while True:
-            worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+            if deadline is None:
+                worker = self._get_idle_or_closed()
+            else:
+                worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 return worker
             log.warning(
@@ -237,6 +259,14 @@ class Pool:
                 worker.process.exitcode,
             )
             self._replace(worker)
+
+    def _get_idle_or_closed(self) -> _Worker:
+        while True:
+            try:
+                return self._idle.get(timeout=0.5)
+            except queue.Empty:
+                if self._closed:
+                    raise PoolClosed("the pool was closed") from None
 
     def _release(self, worker: _Worker) -> None:
         worker.tasks += 1
@@ -257,7 +287,15 @@ class Pool:
         )
         process.start()
         child_conn.close()
-        return _Worker(process, parent_conn)
+        worker = _Worker(process, parent_conn)
+        with self._lock:
+            self._live.add(worker)
+        return worker
+
+    def _kill(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._live.discard(worker)
 
     def _replace(self, worker: _Worker) -> None:
         """Kill ``worker`` and start its replacement in the background."""
@@ -269,7 +307,7 @@ class Pool:
 
     def _respawn(self, dead: _Worker) -> None:
         try:
-            dead.kill()
+            self._kill(dead)
             delay = 0.05
             while not self._closed:
                 try:

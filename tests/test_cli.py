@@ -133,3 +133,50 @@ def test_a_bad_setting_names_the_field(project: Path) -> None:
     assert result.returncode == 2
     assert "FIREHOOK_INVOKER__POOL_SIZE" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_async_invoke_prints_the_job_id_and_a_key_returns_the_same(project: Path) -> None:
+    first = cli(project, "invoke", "helloWorld", "--delay", "30m", "--key", "order-42")
+    assert first.returncode == 0, first.stderr
+    job_id = first.stdout.strip()
+    assert len(job_id) == 32 and "queued, due" in first.stderr
+    again = cli(project, "invoke", "helloWorld", "--async", "--key", "order-42")
+    assert again.stdout.strip() == job_id and "already queued" in again.stderr
+    shown = cli(project, "logs", job_id, "--json")
+    assert json.loads(shown.stdout)["status"] == "waiting"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["invoke", "helloWorld", "--delay", "soon"], "--delay: expected a duration"),
+        (["invoke", "helloWorld", "--at", "2026-12-01T20:00:00"], "--at needs a UTC offset"),
+        (["invoke", "helloWorld", "--at", "tomorrow"], "--at: not an ISO 8601 time"),
+        (["invoke", "nope", "--async"], "function 'nope' not found"),
+        (["cancel"], "name the run"),
+        (["cancel", "0" * 32], "no run"),
+        (["replay"], "name runs to replay"),
+        (["replay", "--since", "yesterday"], "--since: not an ISO 8601 time"),
+    ],
+)
+def test_queue_command_mistakes_are_one_clear_line(
+    project: Path, args: list[str], message: str
+) -> None:
+    result = cli(project, *args)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cancel_and_replay_from_the_command_line(project: Path) -> None:
+    job_id = cli(project, "invoke", "helloWorld", "--delay", "1h").stdout.strip()
+    cancelled = cli(project, "cancel", job_id)
+    assert cancelled.returncode == 0 and f"cancelled {job_id}" in cancelled.stdout
+    again = cli(project, "cancel", job_id)
+    assert again.returncode == 2 and "only waiting runs can be cancelled" in again.stderr
+    dry = cli(project, "replay", "--status", "cancelled", "--dry-run")
+    assert f"would replay {job_id}" in dry.stdout and "nothing changed" in dry.stderr
+    assert len(json.loads(cli(project, "logs", "--json").stdout)) == 1
+    real = cli(project, "replay", job_id)
+    assert real.returncode == 0 and f"replayed {job_id}" in real.stdout
+    rows = json.loads(cli(project, "logs", "--json").stdout)
+    assert sorted(r["status"] for r in rows) == ["cancelled", "waiting"]

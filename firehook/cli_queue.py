@@ -1,0 +1,96 @@
+"""Queue commands: ``worker``, ``serve``, ``cancel``, ``replay``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from firehook.app import App
+from firehook.cli_common import UsageError, load_settings, parse_time
+from firehook.daemon import run_worker
+from invoker.envelope import JobNotFound, NotCancellable, Status
+from invoker.store import InvocationFilter
+
+__all__ = ["register"]
+
+
+def _app() -> App:
+    return App(load_settings())
+
+
+def _usage(message: str) -> UsageError:
+    return UsageError(message)
+
+
+def worker() -> None:
+    """Run the queue worker: claim due runs and run them, until SIGTERM."""
+    sys.exit(run_worker(_app(), "worker"))
+
+
+def serve() -> None:
+    """Run firehook on one machine: the pool and the queue worker (the HTTP API comes later)."""
+    sys.exit(run_worker(_app(), "serve"))
+
+
+def cancel(
+    job_id: Annotated[str | None, typer.Argument(help="the run's id")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="the run's idempotency key")] = None,
+) -> None:
+    """Cancel a waiting run (by id or idempotency key)."""
+    if (job_id is None) == (key is None):
+        raise _usage("name the run: firehook cancel ID, or firehook cancel --key K")
+    fh = _app().open_db()
+    try:
+        cancelled = fh.dispatcher.cancel(job_id, key)
+    except (JobNotFound, NotCancellable) as e:
+        raise _usage(str(e)) from None
+    for cid in cancelled:
+        typer.echo(f"cancelled {cid}")
+
+
+def replay(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="runs to queue again")] = None,
+    function: Annotated[str | None, typer.Option("--function", "-f")] = None,
+    status: Annotated[str | None, typer.Option("--status", "-s")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO time, e.g. 2026-11-29T00:00Z")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO time")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100000)] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would be queued")] = False,
+) -> None:
+    """Queue finished runs again: by id, or every run matching the filters."""
+    ids = job_ids or []
+    filtered = any(v is not None for v in (function, status, since, until))
+    if not ids and not filtered:
+        raise _usage("name runs to replay: IDs, or --function/--status/--since/--until")
+    if status is not None and status not in {s.value for s in Status}:
+        raise _usage(f"unknown status {status!r}")
+    flt = None
+    if filtered:
+        flt = InvocationFilter(
+            function=function,
+            status=status,
+            since=parse_time("--since", since),
+            until=parse_time("--until", until),
+            limit=limit,
+        )
+    fh = _app().open_db()
+    try:
+        done = fh.dispatcher.replay(ids, flt, dry_run=dry_run)
+    except JobNotFound as e:
+        raise _usage(str(e)) from None
+    for old, new in done:
+        if new is None:
+            typer.echo(f"would replay {old.id} ({old.function}, {old.status})")
+        else:
+            typer.echo(f"replayed {old.id} ({old.function}, {old.status}) as {new}")
+    verb = "would be queued (dry run: nothing changed)" if dry_run else "queued"
+    typer.echo(f"{len(done)} run(s) {verb}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (worker, serve, cancel, replay):
+        app.command()(command)

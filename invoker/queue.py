@@ -1,0 +1,412 @@
+"""The invocation table as a work queue: enqueue, claim with a lease, complete, take over.
+
+Every statement here is short and commits at once; nothing runs inside a claim
+transaction.  PostgreSQL claims with ``FOR NO KEY UPDATE SKIP LOCKED`` in a materialised
+CTE (so the LIMIT holds); SQLite claims with one ``UPDATE ... RETURNING`` under its single
+writer lock.  Post-claim writes are fenced by ``lease_owner`` and ``status``: a run whose
+lease was taken over can no longer be completed by its old owner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, literal_column, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
+
+from config.db import is_sqlite, utcnow, write_tx
+from config.errors import DatabaseError
+from config.functions import RetryPolicy
+from invoker.envelope import (
+    STATUS_FOR_ERROR,
+    ErrorType,
+    JobNotFound,
+    NotCancellable,
+    RunError,
+    Status,
+)
+from invoker.records import invocation_table as t
+from invoker.records import new_job_id
+
+__all__ = ["NOTIFY_CHANNEL", "Claimed", "Completion", "Enqueued", "Queue"]
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "firehook_invocation"
+# literals, not parameters, so the planner can use the partial indexes on status
+WAITING: ColumnElement[str] = literal_column("'waiting'")
+EXECUTING: ColumnElement[str] = literal_column("'executing'")
+
+_CLAIM_COLUMNS = (
+    t.c.id,
+    t.c.root_id,
+    t.c.function,
+    t.c.event_type,
+    t.c.source,
+    t.c.attempt,
+    t.c.max_attempts,
+    t.c.timeout_ms,
+    t.c.params,
+    t.c.request,
+    t.c.caller_user_id,
+    t.c.due_at,
+    t.c.created_at,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A run a worker holds the lease on."""
+
+    id: str
+    root_id: str
+    function: str
+    event_type: str
+    source: str | None
+    attempt: int
+    max_attempts: int
+    timeout_ms: int
+    params: Any
+    request: dict[str, Any] | None
+    caller_user_id: str | None
+    due_at: datetime
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Claimed:
+        return cls(**{c.name: row[c.name] for c in _CLAIM_COLUMNS})
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What running a claimed run produced."""
+
+    run: Claimed
+    result: Any
+    error: RunError | None
+    logs: str
+    started_at: datetime
+    duration: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job_id: str
+    created: bool  # False: the idempotency key named a run that already existed
+    status: str
+    due_at: datetime
+
+
+def _is_retry(error: RunError, attempt: int, max_attempts: int, policy: RetryPolicy) -> bool:
+    return attempt < max_attempts and error.type.value in policy.retry_on
+
+
+def final_status(error: RunError, attempt: int, max_attempts: int, policy: RetryPolicy) -> Status:
+    """``retrying`` with tries left, ``dead`` when a retried run ran out, else the failure."""
+    if _is_retry(error, attempt, max_attempts, policy):
+        return Status.RETRYING
+    if max_attempts > 1 and error.type.value in policy.retry_on:
+        return Status.DEAD
+    return STATUS_FOR_ERROR[error.type]
+
+
+class Queue:
+    """Queue operations on one database.  ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_enqueue: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.on_enqueue = on_enqueue
+        self._pg = not is_sqlite(engine)
+
+    # enqueue -----------------------------------------------------------------------------
+    def enqueue(self, rows: Sequence[dict[str, Any]]) -> list[Enqueued]:
+        """Insert ``waiting`` rows (one statement per 1,000); keys that exist return their run."""
+        if not rows:
+            return []
+        try:
+            with write_tx(self.engine) as conn:
+                out = self._insert(conn, rows)
+                if self._pg:
+                    conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+        except SQLAlchemyError as e:
+            raise DatabaseError(f"could not enqueue: {e}") from e
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+        return out
+
+    def _insert(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> list[Enqueued]:
+        insert = (postgresql.insert if self._pg else sqlite.insert)(t)
+        stmt = insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id)
+        inserted: set[str] = set()
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            inserted.update(conn.execute(stmt, list(chunk)).scalars())
+        existing: dict[str, RowMapping] = {}
+        keys = [r["idempotency_key"] for r in rows if r["id"] not in inserted]
+        if keys:
+            query = select(t.c.id, t.c.status, t.c.due_at, t.c.idempotency_key).where(
+                t.c.idempotency_key.in_(keys)
+            )
+            existing = {m["idempotency_key"]: m for m in conn.execute(query).mappings()}
+        out = []
+        for r in rows:
+            if r["id"] in inserted:
+                out.append(Enqueued(r["id"], True, Status.WAITING.value, r["due_at"]))
+            else:
+                m = existing[r["idempotency_key"]]
+                out.append(Enqueued(m["id"], False, m["status"], m["due_at"]))
+        return out
+
+    # claim, renew, release ---------------------------------------------------------------
+    def claim(self, owner: str, limit: int, lease: timedelta) -> list[Claimed]:
+        """Take up to ``limit`` due runs, oldest due first, and mark them ``executing``."""
+        now = self.clock()
+        due = (
+            select(t.c.id)
+            .where(t.c.status == WAITING, t.c.due_at <= now)
+            .order_by(t.c.due_at, t.c.id)
+            .limit(limit)
+        )
+        values = {
+            "status": Status.EXECUTING.value,
+            "started_at": now,
+            "lease_owner": owner,
+            "lease_expires_at": now + lease,
+        }
+        if self._pg:
+            picked = due.with_for_update(skip_locked=True, key_share=True).cte("picked")
+            picked = picked.prefix_with("MATERIALIZED")
+            stmt = update(t).where(t.c.id == picked.c.id)
+        else:
+            stmt = update(t).where(t.c.id.in_(due))
+        stmt = stmt.values(values).returning(*_CLAIM_COLUMNS)
+        try:
+            with write_tx(self.engine) as conn:
+                rows = conn.execute(stmt).mappings().all()
+        except SQLAlchemyError as e:
+            raise DatabaseError(f"could not claim runs: {e}") from e
+        claimed = sorted((Claimed.from_row(r) for r in rows), key=lambda c: (c.due_at, c.id))
+        return claimed
+
+    def renew(self, owner: str, ids: Iterable[str], lease: timedelta) -> set[str]:
+        """Extend the leases of ``ids``; returns the ids still held (the rest were taken over)."""
+        ids = list(ids)
+        if not ids:
+            return set()
+        stmt = (
+            update(t)
+            .where(t.c.id.in_(ids), t.c.lease_owner == owner, t.c.status == EXECUTING)
+            .values(lease_expires_at=self.clock() + lease)
+            .returning(t.c.id)
+        )
+        with write_tx(self.engine) as conn:
+            return set(conn.execute(stmt).scalars())
+
+    def release(self, owner: str, ids: Iterable[str]) -> int:
+        """Put runs this worker holds back to ``waiting`` (graceful stop)."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        stmt = (
+            update(t)
+            .where(t.c.id.in_(ids), t.c.lease_owner == owner, t.c.status == EXECUTING)
+            .values(
+                status=Status.WAITING.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                started_at=None,
+                note=f"released by {owner} when it stopped",
+            )
+        )
+        with write_tx(self.engine) as conn:
+            count = conn.execute(stmt).rowcount
+            if self._pg and count:
+                conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+        return count
+
+    # complete ----------------------------------------------------------------------------
+    def complete(
+        self, owner: str, done: Sequence[Completion], policy_for: Callable[[str], RetryPolicy]
+    ) -> list[str]:
+        """Record finished runs in one transaction, inserting retries; returns lost-lease ids."""
+        lost: list[str] = []
+        retries: list[dict[str, Any]] = []
+        now = self.clock()
+        try:
+            with write_tx(self.engine) as conn:
+                for c in done:
+                    policy = policy_for(c.run.function)
+                    status = Status.FULFILLED
+                    if c.error is not None:
+                        status = final_status(c.error, c.run.attempt, c.run.max_attempts, policy)
+                    values = {
+                        "status": status.value,
+                        "result": c.result,
+                        "error": None if c.error is None else c.error.to_dict(),
+                        "logs": c.logs,
+                        "started_at": c.started_at,
+                        "finished_at": c.started_at + c.duration,
+                        "duration_ms": c.duration.total_seconds() * 1000,
+                        "lease_owner": None,
+                        "lease_expires_at": None,
+                    }
+                    retry = None
+                    if status is Status.RETRYING:
+                        retry = self._next_attempt(c.run, policy, now)
+                        values["note"] = "next: " + retry["note"]
+                    fence = (t.c.id == c.run.id, t.c.lease_owner == owner, t.c.status == EXECUTING)
+                    if conn.execute(update(t).where(*fence).values(values)).rowcount == 0:
+                        lost.append(c.run.id)
+                    elif retry is not None:
+                        retries.append(retry)
+                if retries:
+                    conn.execute(t.insert(), retries)
+                    if self._pg:
+                        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+        except SQLAlchemyError as e:
+            raise DatabaseError(f"could not record finished runs: {e}") from e
+        if lost:
+            log.warning("lease lost before completion, result discarded: %s", ", ".join(lost))
+        return lost
+
+    def _next_attempt(self, run: Claimed, policy: RetryPolicy, now: datetime) -> dict[str, Any]:
+        wait = policy.delay(run.attempt)
+        job_id = new_job_id()
+        return {
+            "id": job_id,
+            "root_id": run.root_id,
+            "function": run.function,
+            "event_type": run.event_type,
+            "source": run.source,
+            "idempotency_key": None,
+            "status": Status.WAITING.value,
+            "attempt": run.attempt + 1,
+            "max_attempts": run.max_attempts,
+            "timeout_ms": run.timeout_ms,
+            "params": run.params,
+            "request": run.request,
+            "caller_user_id": run.caller_user_id,
+            "created_at": now,
+            "due_at": now + wait,
+            "note": (
+                f"attempt {run.attempt + 1} of {run.max_attempts} after "
+                f"{wait.total_seconds():.1f}s (retry of {run.id})"
+            ),
+        }
+
+    # takeover ----------------------------------------------------------------------------
+    def take_over_expired(self, policy_for: Callable[[str], RetryPolicy], limit: int = 500) -> int:
+        """Runs whose lease ran out (their worker died): ``worker_lost``, and a new attempt."""
+        now = self.clock()
+        expired = (
+            select(t.c.id)
+            .where(t.c.status == EXECUTING, t.c.lease_expires_at < now)
+            .order_by(t.c.lease_expires_at)
+            .limit(limit)
+        )
+        if self._pg:
+            picked = expired.with_for_update(skip_locked=True).cte("expired")
+            picked = picked.prefix_with("MATERIALIZED")
+            select_stmt = select(*_CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id == picked.c.id)
+        else:
+            select_stmt = select(*_CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id.in_(expired))
+        try:
+            with write_tx(self.engine) as conn:
+                rows = conn.execute(select_stmt).mappings().all()
+                if not rows:
+                    return 0
+                retries = []
+                for row in rows:
+                    run = Claimed.from_row(row)
+                    policy = policy_for(run.function)
+                    error = RunError(
+                        ErrorType.WORKER_LOST,
+                        f"worker {row['lease_owner']} stopped renewing the lease of this run",
+                    )
+                    status = final_status(error, run.attempt, run.max_attempts, policy)
+                    note = None
+                    if status is Status.RETRYING:
+                        retry = self._next_attempt(run, policy, now)
+                        retries.append(retry)
+                        note = "next: " + retry["note"]
+                        status = Status.WORKER_LOST
+                    conn.execute(
+                        update(t)
+                        .where(t.c.id == run.id, t.c.status == EXECUTING)
+                        .values(
+                            status=status.value,
+                            error=error.to_dict(),
+                            finished_at=now,
+                            lease_owner=None,
+                            lease_expires_at=None,
+                            note=note,
+                        )
+                    )
+                if retries:
+                    conn.execute(t.insert(), retries)
+                    if self._pg:
+                        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+        except SQLAlchemyError as e:
+            raise DatabaseError(f"could not take over expired runs: {e}") from e
+        log.warning("took over %d run(s) whose worker stopped renewing its lease", len(rows))
+        if retries and self.on_enqueue is not None:
+            self.on_enqueue()
+        return len(rows)
+
+    # cancel ------------------------------------------------------------------------------
+    def cancel(self, job_id: str | None = None, key: str | None = None) -> list[str]:
+        """Cancel the waiting attempt(s) of a run, named by id or idempotency key."""
+        if (job_id is None) == (key is None):
+            raise ValueError("name the run by id or by key, not both")
+        with write_tx(self.engine) as conn:
+            if key is not None:
+                found = conn.execute(select(t.c.root_id).where(t.c.idempotency_key == key))
+            else:
+                found = conn.execute(select(t.c.root_id).where(t.c.id == job_id))
+            root = found.scalar_one_or_none()
+            if root is None:
+                raise JobNotFound(f"key {key}" if key is not None else str(job_id))
+            stmt = (
+                update(t)
+                .where(t.c.root_id == root, t.c.status == WAITING)
+                .values(status=Status.CANCELLED.value, finished_at=self.clock(), note="cancelled")
+                .returning(t.c.id)
+            )
+            cancelled = list(conn.execute(stmt).scalars())
+            if not cancelled:
+                latest = conn.execute(
+                    select(t.c.id, t.c.status)
+                    .where(t.c.root_id == root)
+                    .order_by(t.c.attempt.desc())
+                    .limit(1)
+                ).one()
+                raise NotCancellable(
+                    f"run {latest.id} is {latest.status}; only waiting runs can be cancelled"
+                )
+        return cancelled
+
+    # looking ahead -----------------------------------------------------------------------
+    def next_due(self) -> datetime | None:
+        """When the earliest waiting run is due (None when nothing waits)."""
+        stmt = select(func.min(t.c.due_at)).where(t.c.status == WAITING)
+        with self.engine.connect() as conn:
+            value = conn.execute(stmt).scalar_one_or_none()
+        if isinstance(value, str):  # SQLite's min() loses the column type
+            value = datetime.fromisoformat(value).replace(tzinfo=utcnow().tzinfo)
+        elif isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=utcnow().tzinfo)
+        return value

@@ -1,0 +1,235 @@
+"""The queue worker: claims due runs with a lease, runs them in the pool, records results.
+
+One loop thread does every database write of the worker (claims, completions, lease
+renewals, takeovers), so completions that finish close together are recorded in one
+transaction.  Runs execute on ``concurrency`` threads that each wait on a pool process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from config.errors import FirehookError
+from config.settings import WorkerSettings
+from invoker.dispatch import Dispatcher
+from invoker.envelope import ErrorType, FunctionNotFound, RunError
+from invoker.event import Event, EventType
+from invoker.queue import Claimed, Completion
+from invoker.wakeup import Wakeup
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
+
+
+class Worker:
+    """Claims and runs due invocations until stopped."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        settings: WorkerSettings,
+        *,
+        wakeup: Wakeup | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.queue = dispatcher.queue
+        self.settings = settings
+        self.wakeup = wakeup or Wakeup()
+        self.name = name or worker_name()
+        self.concurrency = settings.concurrency or dispatcher.pool.size * 2
+        self._inflight: dict[str, Future[None]] = {}
+        self._done: list[Completion] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.completed = 0  # runs recorded by this worker, for status lines and tests
+
+    # lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Worker:
+        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="firehook-run")
+        self._thread = threading.Thread(target=self._loop_guarded, name="firehook-worker")
+        self._thread.start()
+        log.info("worker %s started (concurrency %d)", self.name, self.concurrency)
+        return self
+
+    def stop(self, grace: timedelta | None = None) -> None:
+        """Stop claiming; let runs in flight finish within ``grace``, then release the rest."""
+        grace = self.settings.grace_period if grace is None else grace
+        self._grace_deadline = time.monotonic() + grace.total_seconds()
+        self._stopping.set()
+        self.wakeup.notify()
+        if self._thread is not None:
+            self._thread.join()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("worker %s stopped", self.name)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # the loop ------------------------------------------------------------------------------
+    def _loop_guarded(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                self._loop()
+                break
+            except FirehookError as e:  # the database went away: keep the runs, try again
+                log.error("worker %s: %s; retrying in %.1fs", self.name, e, backoff)
+                self.wakeup.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._drain()
+
+    def _loop(self) -> None:
+        s = self.settings
+        lease = s.lease
+        renew_every = lease.total_seconds() / 3
+        next_renew = time.monotonic() + renew_every
+        next_sweep = 0.0
+        while not self._stopping.is_set():
+            self._flush()
+            now = time.monotonic()
+            if now >= next_renew:
+                self._renew()
+                next_renew = now + renew_every
+            if now >= next_sweep:
+                self.queue.take_over_expired(self.dispatcher.retry_policy)
+                next_sweep = now + max(1.0, lease.total_seconds() / 6)
+            free = self.concurrency - len(self._inflight)
+            claimed = []
+            if free > 0:
+                claimed = self.queue.claim(self.name, min(free, s.batch_size), lease)
+                for run in claimed:
+                    self._submit(run)
+            if claimed and len(claimed) == min(free, s.batch_size):
+                continue  # there may be more due right now
+            wait = min(s.poll_interval.total_seconds(), next_renew - time.monotonic())
+            if free > 0 and not claimed:
+                due = self.queue.next_due()
+                if due is not None:
+                    wait = min(wait, (due - self.queue.clock()).total_seconds())
+            if not self._done:
+                self.wakeup.wait(wait)
+
+    def _submit(self, run: Claimed) -> None:
+        assert self._executor is not None
+        with self._lock:
+            self._inflight[run.id] = self._executor.submit(self._execute, run)
+
+    def _execute(self, run: Claimed) -> None:
+        completion = self._run_safely(run)
+        with self._lock:
+            self._done.append(completion)
+        self.wakeup.notify()
+
+    def _run_safely(self, run: Claimed) -> Completion:
+        try:
+            return self._run_one(run)
+        except Exception as e:  # a bug of ours must not lose the run: record it as failed
+            log.exception("worker %s: running %s failed", self.name, run.id)
+            error = RunError(ErrorType.EXECUTION_FAILED, f"firehook error: {e}")
+            return Completion(run, None, error, "", datetime.now(UTC), timedelta())
+
+    def run_due(self, limit: int = 100) -> int:
+        """Claim, run and record what is due now, in the caller's thread (tests, scripts)."""
+        claimed = self.queue.claim(self.name, limit, self.settings.lease)
+        if not claimed:
+            return 0
+        with ThreadPoolExecutor(min(len(claimed), self.concurrency)) as ex:
+            done = list(ex.map(self._run_safely, claimed))
+        self.queue.complete(self.name, done, self.dispatcher.retry_policy)
+        self.completed += len(done)
+        return len(claimed)
+
+    def _run_one(self, run: Claimed) -> Completion:
+        timeout = timedelta(milliseconds=run.timeout_ms)
+        try:
+            info = self.dispatcher.registry.get(run.function)
+        except FunctionNotFound as e:
+            return Completion(
+                run, None, RunError(ErrorType.NOT_FOUND, str(e)), "", datetime.now(UTC), timedelta()
+            )
+        if info.error is not None:
+            error = RunError(
+                ErrorType.EXECUTION_FAILED, f"{info.name} failed to load: {info.error}"
+            )
+            return Completion(run, None, error, "", datetime.now(UTC), timedelta())
+        event = Event(
+            data=run.params,
+            event_type=run.event_type,
+            job_id=run.id,
+            attempt=run.attempt,
+            time_limit_ms=run.timeout_ms,
+            memory_limit_mb=self.dispatcher.settings.memory_limit_mb,
+            request=run.request,
+            trigger=run.source if run.event_type == EventType.TRIGGER else None,
+        )
+        result = self.dispatcher.pool.run(info, event, timeout, wait_for_worker=True)
+        value = None if result.result_json is None else json.loads(result.result_json)
+        return Completion(run, value, result.error, result.logs, result.started_at, result.duration)
+
+    def _flush(self) -> None:
+        with self._lock:
+            done, self._done = self._done, []
+            for c in done:
+                self._inflight.pop(c.run.id, None)
+        if not done:
+            return
+        try:
+            self.queue.complete(self.name, done, self.dispatcher.retry_policy)
+        except FirehookError:
+            with self._lock:  # keep them; the loop retries after a back-off
+                self._done[:0] = done
+                for c in done:
+                    self._inflight[c.run.id] = Future()
+            raise
+        self.completed += len(done)
+
+    def _renew(self) -> None:
+        with self._lock:
+            ids = list(self._inflight)
+        if ids:
+            held = self.queue.renew(self.name, ids, self.settings.lease)
+            lost = set(ids) - held - {c.run.id for c in self._done}
+            if lost:
+                log.warning("worker %s lost the lease of %s", self.name, ", ".join(sorted(lost)))
+
+    def _drain(self) -> None:
+        """After stop: wait for runs in flight until the grace deadline, then release them."""
+        deadline = getattr(self, "_grace_deadline", time.monotonic())
+        while self._inflight and time.monotonic() < deadline:
+            with self._lock:
+                pending = [f for f in self._inflight.values() if not f.done()]
+            if not pending and not self._done:
+                break
+            self.wakeup.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            try:
+                self._flush()
+            except FirehookError as e:
+                log.error("worker %s could not record finished runs: %s", self.name, e)
+        try:
+            self._flush()
+            with self._lock:
+                left = list(self._inflight)
+            if left:
+                released = self.queue.release(self.name, left)
+                log.warning("worker %s released %d unfinished run(s)", self.name, released)
+        except FirehookError as e:
+            log.error(
+                "worker %s could not release its runs (their leases will expire): %s", self.name, e
+            )

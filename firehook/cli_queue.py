@@ -9,7 +9,7 @@ import typer
 
 from firehook.app import App
 from firehook.cli_common import UsageError, load_settings, parse_time
-from firehook.daemon import run_worker
+from firehook.daemon import WorkerRole, run_roles
 from invoker.envelope import JobNotFound, NotCancellable, Status
 from invoker.store import InvocationFilter
 
@@ -26,12 +26,14 @@ def _usage(message: str) -> UsageError:
 
 def worker() -> None:
     """Run the queue worker: claim due runs and run them, until SIGTERM."""
-    sys.exit(run_worker(_app(), "worker"))
+    app = _app()
+    sys.exit(run_roles(app, [WorkerRole(app)], "worker"))
 
 
 def serve() -> None:
-    """Run firehook on one machine: the pool and the queue worker (the HTTP API comes later)."""
-    sys.exit(run_worker(_app(), "serve"))
+    """Run firehook on one machine: every role in one process tree."""
+    app = _app()
+    sys.exit(run_roles(app, [WorkerRole(app)], "serve"))
 
 
 def cancel(

@@ -1,31 +1,74 @@
-"""Long-running roles: start them, wait for SIGTERM/SIGINT, stop gracefully, exit 0."""
+"""Long-running roles: start them, wait for SIGTERM/SIGINT, stop gracefully, exit 0.
+
+A role is anything with ``name``, ``start()``, ``stop(grace)`` and ``running``: the queue
+worker, the HTTP API, the event consumer, the scheduler.  ``run_roles`` starts them in
+order, stops them in reverse order, and exits non-zero if one dies on its own.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+from collections.abc import Sequence
+from datetime import timedelta
 from types import FrameType
+from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
 from firehook.app import App
 
-__all__ = ["run_worker"]
+__all__ = ["Role", "WorkerRole", "run_roles"]
 
 log = logging.getLogger(__name__)
 
 
-def _describe(app: App) -> str:
-    url = make_url(app.settings.database_url).render_as_string(hide_password=True)
-    return (
-        f"pool {app.pool.size}, concurrency {app.worker.concurrency}, database {url}, "
-        f"functions {app.settings.functions_dir}"
-    )
+class Role(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self, grace: timedelta) -> None: ...
+
+    @property
+    def running(self) -> bool: ...
 
 
-def run_worker(app: App, role: str = "worker") -> int:
-    """Run the queue worker until SIGTERM or SIGINT; returns the exit code."""
+class WorkerRole:
+    """The queue worker (and, on PostgreSQL, its LISTEN connection)."""
+
+    name = "worker"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def start(self) -> None:
+        worker = self.app.start_worker()
+        url = make_url(self.app.settings.database_url).render_as_string(hide_password=True)
+        log.info(
+            "worker %s: pool %d, concurrency %d, database %s, functions %s",
+            worker.name,
+            self.app.pool.size,
+            worker.concurrency,
+            url,
+            self.app.settings.functions_dir,
+        )
+
+    def stop(self, grace: timedelta) -> None:
+        self.app.worker.stop(grace)
+
+    @property
+    def running(self) -> bool:
+        return self.app.worker.running
+
+    def summary(self) -> str:
+        return f"{self.app.worker.completed} run(s)"
+
+
+def run_roles(app: App, roles: Sequence[Role], title: str) -> int:
+    """Run ``roles`` until SIGTERM or SIGINT; returns the process exit code."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -33,19 +76,31 @@ def run_worker(app: App, role: str = "worker") -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started: list[Role] = []
+    code = 0
     try:
-        worker = app.start_worker()
-        print(f"firehook {role} {worker.name} running: {_describe(app)}", flush=True)  # noqa: T201
-        while not stop.wait(1.0):
-            if not worker.running:
-                log.error("the worker loop stopped unexpectedly")
-                return 1
+        for role in roles:
+            role.start()
+            started.append(role)
+        names = ", ".join(r.name for r in roles)
+        print(f"firehook {title} running: {names} (pid {os.getpid()})", flush=True)  # noqa: T201
+        while not stop.wait(0.5):
+            dead = [r.name for r in started if not r.running]
+            if dead:
+                log.error("%s stopped unexpectedly; shutting down", ", ".join(dead))
+                code = 1
+                break
         grace = app.settings.worker.grace_period
-        print(f"firehook {role} stopping (grace {grace.total_seconds():g}s)", flush=True)  # noqa: T201
-        worker.stop(grace)
-        print(f"firehook {role} stopped after {worker.completed} run(s)", flush=True)  # noqa: T201
-        return 0
+        print(f"firehook {title} stopping (grace {grace.total_seconds():g}s)", flush=True)  # noqa: T201
     finally:
+        for role in reversed(started):
+            try:
+                role.stop(app.settings.worker.grace_period)
+            except Exception:
+                log.exception("stopping %s failed", role.name)
+        summaries = [f"{r.name}: {r.summary()}" for r in started if hasattr(r, "summary")]
+        print(f"firehook {title} stopped ({'; '.join(summaries) or 'nothing ran'})", flush=True)  # noqa: T201
         app.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return code

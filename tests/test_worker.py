@@ -148,7 +148,7 @@ def test_a_delayed_run_survives_a_restart_of_every_process(
         lambda: (r := store.get(job_id)) is not None and r.status == "fulfilled", 15, "fulfilled"
     )
     rc, out = second.stop()
-    assert rc == 0 and "stopped after 1 run" in out
+    assert rc == 0 and "worker: 1 run(s)" in out
     store.engine.dispose()
 
 

@@ -42,7 +42,11 @@ class InvokerSettings(BaseModel):
 class WorkerSettings(BaseModel):
     """The queue worker that claims due runs (``firehook worker``)."""
 
-    concurrency: int = Field(default=0, ge=0, description="runs at once; 0 = the pool size")
+    concurrency: int = Field(
+        default=0,
+        ge=0,
+        description="runs a worker holds at once (running or about to run); 0 = 8 x pool size",
+    )
     batch_size: int = Field(default=32, ge=1, le=1000)
     poll_interval: Duration = Field(default=timedelta(seconds=1), gt=timedelta(0))
     lease: Duration = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))

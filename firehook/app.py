@@ -44,7 +44,9 @@ class App:
         )
         self.store = InvocationStore(self.engine)
         self.wakeup = Wakeup()
-        self.queue = Queue(self.engine, on_enqueue=self.wakeup.notify)
+        self.queue = Queue(
+            self.engine, on_enqueue=self.wakeup.notify, notify_within=s.worker.poll_interval
+        )
         self.dispatcher = Dispatcher(
             self.registry,
             self.pool,

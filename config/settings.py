@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///firehook.db"
+    timezone: str = Field(default="UTC", description="default time zone of cron schedules")
     database_busy_timeout: Duration = timedelta(seconds=10)
     functions_dir: Path = Path("functions")
     invoker: InvokerSettings = InvokerSettings()

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from config.durations import Duration
 from config.functions import FunctionOptions, RetryPolicy
 
-__all__ = ["InvokerSettings", "Settings", "WorkerSettings"]
+__all__ = ["InvokerSettings", "Settings", "TriggerSettings", "WorkerSettings"]
 
 
 class InvokerSettings(BaseModel):
@@ -53,6 +53,21 @@ class WorkerSettings(BaseModel):
     grace_period: Duration = Field(default=timedelta(seconds=10), ge=timedelta(0))
 
 
+class TriggerSettings(BaseModel):
+    """The event consumer (``firehook consumer``)."""
+
+    batch_size: int = Field(default=200, ge=1, le=5000, description="events per transaction")
+    flush_interval: Duration = Field(
+        default=timedelta(milliseconds=20), gt=timedelta(0), description="longest a batch waits"
+    )
+    visibility_timeout: Duration = Field(
+        default=timedelta(seconds=60), description="embedded/redis: redeliver unacked after this"
+    )
+    record_skipped: bool = Field(
+        default=False, description="record events no rule matched, and why, in trigger_skip"
+    )
+
+
 class Settings(BaseSettings):
     """Everything firehook reads from its environment, with embedded defaults."""
 
@@ -68,7 +83,9 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", description="default time zone of cron schedules")
     database_busy_timeout: Duration = timedelta(seconds=10)
     functions_dir: Path = Path("functions")
+    broker_url: str = "sqla+sqlite:///firehook-events.db"
     invoker: InvokerSettings = InvokerSettings()
     worker: WorkerSettings = WorkerSettings()
+    triggers: TriggerSettings = TriggerSettings()
     retry: RetryPolicy = RetryPolicy()
     functions: dict[str, FunctionOptions] = {}

@@ -20,8 +20,11 @@ from invoker.registry import Registry
 from invoker.store import InvocationStore
 from invoker.wakeup import PgListener, Wakeup
 from invoker.worker import Worker
+from triggers.skips import TriggerSkip
 
 __all__ = ["App"]
+
+TABLES = (TriggerSkip,)  # modules whose tables open_db() creates, besides invoker and config
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,9 @@ def connect(url: str, *, confirm: bool = True, visibility_timeout: float = 60.0)
         options["confirm_publish"] = confirm
         return Connection(url, transport_options=options, heartbeat=30)
     if scheme in ("redis", "rediss"):
-        options["visibility_timeout"] = max(visibility_timeout, 60.0)
+        # unacked messages (a consumer killed before its ack) come back after this
+        options["visibility_timeout"] = visibility_timeout
+        options["unacked_restore_throttle"] = 1
         return Connection(url, transport_options=options)
     if scheme == "memory":
         return Connection(url)

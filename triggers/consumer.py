@@ -93,6 +93,7 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
     def on_consume_end(self, connection: Any, channel: Any) -> None:
         if self._pending and not self.should_stop:
             self._pending.clear()
+        super().on_consume_end(connection, channel)  # closes the dead-letter producer's connection
 
     def run_until_stopped(self) -> None:
         self.run(safety_interval=self.settings.flush_interval.total_seconds())

@@ -45,7 +45,7 @@ class WorkerSettings(BaseModel):
     concurrency: int = Field(
         default=0,
         ge=0,
-        description="runs a worker holds at once (running or about to run); 0 = 8 x pool size",
+        description="most runs a worker holds at once (running or claimed ahead); 0 = 32 x pool",
     )
     batch_size: int = Field(default=32, ge=1, le=1000)
     poll_interval: Duration = Field(default=timedelta(seconds=1), gt=timedelta(0))

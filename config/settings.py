@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.durations import Duration
 from config.functions import FunctionOptions, RetryPolicy
+from config.http_settings import AdminSettings, AuthSettings, HttpSettings
 
 __all__ = ["InvokerSettings", "Settings", "WorkerSettings"]
 
@@ -67,3 +68,6 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     retry: RetryPolicy = RetryPolicy()
     functions: dict[str, FunctionOptions] = {}
+    http: HttpSettings = HttpSettings()
+    auth: AuthSettings = AuthSettings()
+    admin: AdminSettings = AdminSettings()

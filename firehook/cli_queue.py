@@ -1,4 +1,4 @@
-"""Queue commands: ``worker``, ``serve``, ``cancel``, ``replay``."""
+"""Queue and daemon commands: ``worker``, ``api``, ``serve``, ``cancel``, ``replay``."""
 
 from __future__ import annotations
 
@@ -30,10 +30,28 @@ def worker() -> None:
     sys.exit(run_roles(app, [WorkerRole(app)], "worker"))
 
 
-def serve() -> None:
-    """Run firehook on one machine: every role in one process tree."""
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="listen address (FIREHOOK_HTTP__HOST)")
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", min=0, max=65535, help="port (FIREHOOK_HTTP__PORT)")
+]
+
+
+def api(host: HostOption = None, port: PortOption = None) -> None:
+    """Run the HTTP API alone (MinCloud invoke and sign-in, /v1/), until SIGTERM."""
+    from firehook.api import ApiRole  # late: other commands need no web stack
+
     app = _app()
-    sys.exit(run_roles(app, [WorkerRole(app)], "serve"))
+    sys.exit(run_roles(app, [ApiRole(app, host=host, port=port)], "api"))
+
+
+def serve(host: HostOption = None, port: PortOption = None) -> None:
+    """Run firehook on one machine: every role in one process tree."""
+    from firehook.api import ApiRole
+
+    app = _app()
+    sys.exit(run_roles(app, [WorkerRole(app), ApiRole(app, host=host, port=port)], "serve"))
 
 
 def cancel(
@@ -94,5 +112,5 @@ def replay(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (worker, serve, cancel, replay):
+    for command in (worker, api, serve, cancel, replay):
         app.command()(command)

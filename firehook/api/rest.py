@@ -76,13 +76,22 @@ def caller_view(row: Invocation) -> dict[str, Any]:
     }
 
 
+def _context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.firehook
+    return ctx
+
+
+async def admin(request: Request) -> Caller:
+    """Dependency: the admin API key, or 401/403."""
+    return _context(request).auth.require_admin(request.headers)
+
+
+def admin_or_caller(request: Request) -> Caller:
+    """Dependency: the admin, or an app user by session token or JWT."""
+    return _admin_or_caller(_context(request), request)
+
+
 def router(ctx: ApiContext) -> APIRouter:
-    async def admin(request: Request) -> Caller:
-        return ctx.auth.require_admin(request.headers)
-
-    def admin_or_caller(request: Request) -> Caller:
-        return _admin_or_caller(ctx, request)
-
     r = APIRouter(prefix="/v1", tags=["firehook"])
     dispatcher = ctx.app.dispatcher
 

@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 
 import uvicorn
+from fastapi import FastAPI
 
 from config.errors import FirehookError
 from firehook.api.factory import create_api
@@ -37,14 +38,16 @@ class ApiRole:
         self.port = port if port is not None else app.settings.http.port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.api: FastAPI | None = None
         self.requests = 0
 
     def start(self) -> None:
         self.app.start()
         sock = self._bind()
         self.port = sock.getsockname()[1]
+        self.api = create_api(self.app)
         config = uvicorn.Config(
-            create_api(self.app),
+            self.api,
             log_config=None,  # the CLI sets up logging
             lifespan="off",
             timeout_graceful_shutdown=int(self.app.settings.worker.grace_period.total_seconds()),

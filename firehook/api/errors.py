@@ -15,12 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.errors import DatabaseError, FirehookError
 
 __all__ = [
     "ApiError",
     "BadRequest",
+    "CatchAll",
     "Conflict",
     "Forbidden",
     "NotFound",
@@ -116,9 +118,35 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "the database is unavailable; try again later")
 
 
-async def _on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
-    # Starlette re-raises it after this answer, so the server logs the trace once
-    return error_response(500, "internal error")
+class CatchAll:
+    """ASGI middleware: an unexpected exception is logged with its trace and answered 500.
+
+    Starlette's own last-resort handler re-raises after answering, which makes the server
+    drop the keep-alive connection; this one answers and keeps the connection usable.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await error_response(500, "internal error")(scope, receive, send)
 
 
 def install_error_handlers(api: FastAPI) -> None:
@@ -126,4 +154,3 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(StarletteHTTPException, _on_http_exception)
     api.add_exception_handler(RequestValidationError, _on_validation_error)
     api.add_exception_handler(DatabaseError, _on_database_error)
-    api.add_exception_handler(Exception, _on_unexpected)

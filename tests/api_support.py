@@ -6,7 +6,13 @@ Use the fixtures in a test module with ``served = api_support.served``.
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -147,3 +153,64 @@ def served(
 def served_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serving("sqlite", tmp_path_factory.mktemp("api")) as s:
         yield s
+
+
+class FirehookProcess:
+    """``firehook serve`` (or ``api``) as a user runs it, on a free port of 127.0.0.1."""
+
+    def __init__(self, project: Path, db_url: str, *args: str, **env: str) -> None:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
+        full_env.update(
+            FIREHOOK_DATABASE_URL=db_url,
+            FIREHOOK_FUNCTIONS_DIR=str(project / "functions"),
+            FIREHOOK_AUTH__CLIENT_ID=CLIENT_ID,
+            FIREHOOK_ADMIN__API_KEY=ADMIN_KEY,
+            FIREHOOK_WORKER__GRACE_PERIOD="5s",
+            **env,
+        )
+        self.args = args or ("serve",)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "firehook", *self.args, "--host", "127.0.0.1", "--port", "0"],
+            cwd=project,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.port = self._wait_for_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def _wait_for_port(self) -> int:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            match = re.search(r"firehook api: http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                return int(match.group(1))
+        self.__exit__()
+        raise AssertionError("firehook did not start:\n" + "".join(self.lines))
+
+    def stop(self, timeout: float = 30) -> tuple[int, str]:
+        """SIGTERM, then the exit code and everything it printed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        assert self.proc.stdout is not None
+        # read through the text wrapper: communicate() would skip what it has buffered
+        rest = self.proc.stdout.read()
+        return self.proc.returncode, "".join(self.lines) + rest
+
+    def __enter__(self) -> FirehookProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

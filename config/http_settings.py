@@ -42,6 +42,11 @@ class AuthSettings(BaseModel):
     )
     allow_anonymous_invoke: bool = False
     session_ttl: Duration = Field(default=timedelta(days=30), gt=timedelta(0))
+    session_cache: Duration = Field(
+        default=timedelta(seconds=5),
+        ge=timedelta(0),
+        description="how long an API process trusts a session it read; 0 = read every call",
+    )
     jwt_key: SecretStr | None = Field(
         default=None, description="HMAC secret or PEM public key; set to accept outside JWTs"
     )

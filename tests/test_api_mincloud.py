@@ -100,6 +100,7 @@ def test_sessions_are_stored_hashed_and_logout_ends_them(served: Served) -> None
     with served.app.engine.connect() as conn:
         stored = conn.execute(AppSession.__table__.select()).mappings().all()  # type: ignore[attr-defined]
     assert token not in {r["token_hash"] for r in stored}
+    assert served.invoke(token, "hello").status_code == 200  # the session is now cached
     res = served.client.post("/hserve/v2.0/session/destroy/", headers=served.headers(token))
     assert res.status_code == 204
     after = served.invoke(token, "hello")
@@ -234,6 +235,17 @@ def test_forged_and_expired_tokens_are_401(served: Served) -> None:
             .where(AppSession.__table__.c.user_id == user_id)  # type: ignore[attr-defined]
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
+    res = served.invoke(token, "hello")
+    assert res.status_code == 401 and "expired" in error_msg(res)
+
+
+def test_a_cached_session_still_expires_on_time(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, _, _ = served.register()
+    assert served.invoke(token, "hello").status_code == 200
+    later = utcnow() + timedelta(days=31)
+    monkeypatch.setattr(served.ctx.users, "clock", lambda: later)
     res = served.invoke(token, "hello")
     assert res.status_code == 401 and "expired" in error_msg(res)
 

@@ -50,7 +50,7 @@ class ApiContext:
     @classmethod
     def build(cls, app: App) -> ApiContext:
         s = app.settings
-        users = UserStore(app.engine, s.auth.session_ttl)
+        users = UserStore(app.engine, s.auth.session_ttl, cache_ttl=s.auth.session_cache)
         return cls(
             app=app,
             users=users,

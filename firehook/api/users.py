@@ -4,6 +4,11 @@ Passwords are hashed with Argon2id (argon2-cffi's defaults).  A session token is
 bytes shown to the client once; the table keeps only its SHA-256, so a leaked table holds no
 usable token.  Sessions expire after ``auth.session_ttl``; expired rows are swept whenever a
 new session is issued.
+
+A looked-up session is remembered in memory for ``cache_ttl`` (``auth.session_cache``, 5 s),
+so a busy client costs one read per few seconds, not one per call.  Its expiry is still checked
+on every call, and a logout forgets it at once in this process; another API process may accept
+the logged-out token until its own entry runs out.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -110,12 +117,19 @@ class UserStore:
         *,
         hasher: PasswordHasher | None = None,
         clock: Callable[[], datetime] = utcnow,
+        cache_ttl: timedelta = timedelta(seconds=5),
+        cache_size: int = 10_000,
     ) -> None:
         self.engine = engine
         self.session_ttl = session_ttl
         self.hasher = hasher or PasswordHasher()
         self.clock = clock
+        self.cache_ttl = cache_ttl.total_seconds()
+        self.cache_size = cache_size
         self._dummy_hash: str | None = None
+        # token hash -> (user, session expiry, monotonic time it was read)
+        self._cache: dict[str, tuple[SessionUser, datetime, float]] = {}
+        self._cache_lock = threading.Lock()
 
     # sign-in -------------------------------------------------------------------------------
     def create_anonymous(self) -> Issued:
@@ -136,26 +150,44 @@ class UserStore:
         return self._issue(_user(row))
 
     def logout(self, token: str) -> None:
+        token_hash = hash_token(token)
+        with self._cache_lock:
+            self._cache.pop(token_hash, None)
         self._write(
-            lambda conn: conn.execute(
-                delete(_sessions).where(_sessions.c.token_hash == hash_token(token))
-            )
+            lambda conn: conn.execute(delete(_sessions).where(_sessions.c.token_hash == token_hash))
         )
 
     # lookups -------------------------------------------------------------------------------
     def authenticate(self, token: str) -> SessionUser:
         """The user of a live session, or :class:`Unauthorized`."""
+        token_hash = hash_token(token)
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._cache.get(token_hash)
+        if cached is None or now - cached[2] > self.cache_ttl:
+            cached = self._lookup(token_hash, now)
+        user, expires_at, _ = cached
+        if expires_at <= self.clock():
+            raise Unauthorized("the session has expired: sign in again")
+        return user
+
+    def _lookup(self, token_hash: str, now: float) -> tuple[SessionUser, datetime, float]:
         query = (
             select(_users, _sessions.c.expires_at)
             .join(_sessions, _sessions.c.user_id == _users.c.id)
-            .where(_sessions.c.token_hash == hash_token(token))
+            .where(_sessions.c.token_hash == token_hash)
         )
         row = self._read(lambda conn: conn.execute(query).mappings().first())
-        if row is None:
-            raise Unauthorized("invalid session token: sign in again")
-        if row["expires_at"] <= self.clock():
-            raise Unauthorized("the session has expired: sign in again")
-        return _user(row)
+        with self._cache_lock:
+            if row is None:
+                self._cache.pop(token_hash, None)
+                raise Unauthorized("invalid session token: sign in again")
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            entry = (_user(row), row["expires_at"], now)
+            if self.cache_ttl > 0:
+                self._cache[token_hash] = entry
+        return entry
 
     # internals -----------------------------------------------------------------------------
     def _create(self, username: str | None, password_hash: str | None, anonymous: bool) -> Issued:

@@ -70,7 +70,7 @@ def caller_view(row: Invocation) -> dict[str, Any]:
         "id": row.id,
         "function": row.function,
         "status": row.status,
-        "created_at": output.record_dict(row)["created_at"],
+        "created_at": row.created_at.isoformat(),
         "finished_at": None if row.finished_at is None else row.finished_at.isoformat(),
         "result": row.envelope_dict() if row.status in FINISHED else None,
     }

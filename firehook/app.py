@@ -12,6 +12,7 @@ from types import TracebackType
 from sqlmodel import SQLModel
 
 from config import FunctionOptions, Settings, create_db_engine, ensure_schema, is_sqlite
+from config.rules import RulesStore, RulesView
 from invoker.dispatch import Dispatcher
 from invoker.pool import Pool
 from invoker.queue import Queue
@@ -19,8 +20,11 @@ from invoker.registry import Registry
 from invoker.store import InvocationStore
 from invoker.wakeup import PgListener, Wakeup
 from invoker.worker import Worker
+from triggers.skips import TriggerSkip
 
 __all__ = ["App"]
+
+TABLES = (TriggerSkip,)  # modules whose tables open_db() creates, besides invoker and config
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,9 @@ class App:
         )
         self.store = InvocationStore(self.engine)
         self.wakeup = Wakeup()
-        self.queue = Queue(self.engine, on_enqueue=self.wakeup.notify)
+        self.queue = Queue(
+            self.engine, on_enqueue=self.wakeup.notify, notify_within=s.worker.poll_interval
+        )
         self.dispatcher = Dispatcher(
             self.registry,
             self.pool,
@@ -56,10 +62,14 @@ class App:
         )
         self.worker = Worker(self.dispatcher, s.worker, wakeup=self.wakeup)
         self.listener = None if is_sqlite(self.engine) else PgListener(self.engine, self.wakeup)
+        self.rules_store = RulesStore(self.engine)
+        self.rules = RulesView(self.rules_store)
         self._db_ready = False
 
     def function_options(self, name: str) -> FunctionOptions:
-        return self.settings.functions.get(name) or FunctionOptions()
+        """Options from the applied config file, else from settings, else defaults."""
+        applied = self.rules.current().functions.get(name) if self._db_ready else None
+        return applied or self.settings.functions.get(name) or FunctionOptions()
 
     def open_db(self) -> App:
         """Create or upgrade the schema (first use of a database)."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from firehook.app import App
+from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings, parse_time
-from firehook.daemon import WorkerRole, run_roles
+from firehook.daemon import ConsumerRole, Role, WorkerRole, run_roles
 from invoker.envelope import JobNotFound, NotCancellable, Status
 from invoker.store import InvocationFilter
 
@@ -38,6 +40,12 @@ PortOption = Annotated[
 ]
 
 
+def consumer() -> None:
+    """Run the event consumer: turn broker events into queued runs, until SIGTERM."""
+    app = _app()
+    sys.exit(run_roles(app, [ConsumerRole(app)], "consumer"))
+
+
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Run the HTTP API alone (MinCloud invoke and sign-in, /v1/), until SIGTERM."""
     from firehook.api import ApiRole  # late: other commands need no web stack
@@ -46,12 +54,24 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
     sys.exit(run_roles(app, [ApiRole(app, host=host, port=port)], "api"))
 
 
-def serve(host: HostOption = None, port: PortOption = None) -> None:
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="apply this config file before starting")
+    ] = None,
+    host: HostOption = None,
+    port: PortOption = None,
+) -> None:
     """Run firehook on one machine: every role in one process tree."""
+    # imported before the schema is prepared: it declares the API's user tables
     from firehook.api import ApiRole
 
     app = _app()
-    sys.exit(run_roles(app, [WorkerRole(app), ApiRole(app, host=host, port=port)], "serve"))
+    if config is not None:
+        app.open_db()
+        diff, version = apply_file(config, app.rules_store, app.registry, app.settings)
+        typer.echo(f"applied {config}: rules version {version} ({diff.summary()})")
+    roles: list[Role] = [WorkerRole(app), ConsumerRole(app), ApiRole(app, host=host, port=port)]
+    sys.exit(run_roles(app, roles, "serve"))
 
 
 def cancel(
@@ -112,5 +132,5 @@ def replay(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (worker, api, serve, cancel, replay):
+    for command in (worker, consumer, api, serve, cancel, replay):
         app.command()(command)

@@ -32,6 +32,7 @@ from invoker.envelope import (
     RunError,
     Status,
 )
+from invoker.pg_bulk import finish_runs
 from invoker.records import invocation_table as t
 from invoker.records import new_job_id
 
@@ -126,10 +127,14 @@ class Queue:
         *,
         clock: Callable[[], datetime] = utcnow,
         on_enqueue: Callable[[], None] | None = None,
+        notify_within: timedelta = timedelta(seconds=1),
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.on_enqueue = on_enqueue
+        # idle workers look for work at least this often (their poll interval), so runs due
+        # later than this need no NOTIFY: one round trip and the commit-time lock saved
+        self.notify_within = notify_within
         self._pg = not is_sqlite(engine)
 
     # enqueue -----------------------------------------------------------------------------
@@ -138,9 +143,10 @@ class Queue:
         if not rows:
             return []
         try:
+            soon = self.clock() + self.notify_within
             with write_tx(self.engine) as conn:
                 out = self._insert(conn, rows)
-                if self._pg:
+                if self._pg and any(r["due_at"] <= soon for r in rows):
                     conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not enqueue: {e}") from e
@@ -150,24 +156,21 @@ class Queue:
 
     def _insert(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> list[Enqueued]:
         insert = (postgresql.insert if self._pg else sqlite.insert)(t)
-        stmt = insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id)
-        inserted: set[str] = set()
-        for start in range(0, len(rows), 1000):
-            chunk = rows[start : start + 1000]
-            inserted.update(conn.execute(stmt, list(chunk)).scalars())
+        # executemany without RETURNING: psycopg pipelines it with one parsed statement
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["idempotency_key"]), rows)
+        keys = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
         existing: dict[str, RowMapping] = {}
-        keys = [r["idempotency_key"] for r in rows if r["id"] not in inserted]
-        if keys:
+        for start in range(0, len(keys), 1000):
             query = select(t.c.id, t.c.status, t.c.due_at, t.c.idempotency_key).where(
-                t.c.idempotency_key.in_(keys)
+                t.c.idempotency_key.in_(keys[start : start + 1000])
             )
-            existing = {m["idempotency_key"]: m for m in conn.execute(query).mappings()}
+            existing.update({m["idempotency_key"]: m for m in conn.execute(query).mappings()})
         out = []
         for r in rows:
-            if r["id"] in inserted:
+            m = existing.get(r["idempotency_key"]) if r["idempotency_key"] is not None else None
+            if m is None or m["id"] == r["id"]:
                 out.append(Enqueued(r["id"], True, Status.WAITING.value, r["due_at"]))
             else:
-                m = existing[r["idempotency_key"]]
                 out.append(Enqueued(m["id"], False, m["status"], m["due_at"]))
         return out
 
@@ -243,36 +246,35 @@ class Queue:
         self, owner: str, done: Sequence[Completion], policy_for: Callable[[str], RetryPolicy]
     ) -> list[str]:
         """Record finished runs in one transaction, inserting retries; returns lost-lease ids."""
-        lost: list[str] = []
-        retries: list[dict[str, Any]] = []
         now = self.clock()
+        finished: list[dict[str, Any]] = []
+        pending_retries: dict[str, dict[str, Any]] = {}
+        for c in done:
+            policy = policy_for(c.run.function)
+            status = Status.FULFILLED
+            if c.error is not None:
+                status = final_status(c.error, c.run.attempt, c.run.max_attempts, policy)
+            row = {
+                "id": c.run.id,
+                "status": status.value,
+                "result": c.result,
+                "error": None if c.error is None else c.error.to_dict(),
+                "logs": c.logs,
+                "started_at": c.started_at,
+                "finished_at": c.started_at + c.duration,
+                "duration_ms": c.duration.total_seconds() * 1000,
+                "note": None,
+            }
+            if status is Status.RETRYING:
+                retry = self._next_attempt(c.run, policy, now)
+                row["note"] = "next: " + retry["note"]
+                pending_retries[c.run.id] = retry
+            finished.append(row)
         try:
             with write_tx(self.engine) as conn:
-                for c in done:
-                    policy = policy_for(c.run.function)
-                    status = Status.FULFILLED
-                    if c.error is not None:
-                        status = final_status(c.error, c.run.attempt, c.run.max_attempts, policy)
-                    values = {
-                        "status": status.value,
-                        "result": c.result,
-                        "error": None if c.error is None else c.error.to_dict(),
-                        "logs": c.logs,
-                        "started_at": c.started_at,
-                        "finished_at": c.started_at + c.duration,
-                        "duration_ms": c.duration.total_seconds() * 1000,
-                        "lease_owner": None,
-                        "lease_expires_at": None,
-                    }
-                    retry = None
-                    if status is Status.RETRYING:
-                        retry = self._next_attempt(c.run, policy, now)
-                        values["note"] = "next: " + retry["note"]
-                    fence = (t.c.id == c.run.id, t.c.lease_owner == owner, t.c.status == EXECUTING)
-                    if conn.execute(update(t).where(*fence).values(values)).rowcount == 0:
-                        lost.append(c.run.id)
-                    elif retry is not None:
-                        retries.append(retry)
+                updated = self._finish(conn, owner, finished)
+                lost = [r["id"] for r in finished if r["id"] not in updated]
+                retries = [r for rid, r in pending_retries.items() if rid in updated]
                 if retries:
                     conn.execute(t.insert(), retries)
                     if self._pg:
@@ -282,6 +284,18 @@ class Queue:
         if lost:
             log.warning("lease lost before completion, result discarded: %s", ", ".join(lost))
         return lost
+
+    def _finish(self, conn: Connection, owner: str, rows: list[dict[str, Any]]) -> set[str]:
+        if self._pg:
+            return finish_runs(conn, owner, rows)
+        updated = set()
+        for row in rows:
+            fence = (t.c.id == row["id"], t.c.lease_owner == owner, t.c.status == EXECUTING)
+            values = {k: v for k, v in row.items() if k != "id" and (k != "note" or v)}
+            values |= {"lease_owner": None, "lease_expires_at": None}
+            if conn.execute(update(t).where(*fence).values(values)).rowcount:
+                updated.add(row["id"])
+        return updated
 
     def _next_attempt(self, run: Claimed, policy: RetryPolicy, now: datetime) -> dict[str, Any]:
         wait = policy.delay(run.attempt)

@@ -49,7 +49,7 @@ class Worker:
         self.settings = settings
         self.wakeup = wakeup or Wakeup()
         self.name = name or worker_name()
-        self.concurrency = settings.concurrency or dispatcher.pool.size * 2
+        self.concurrency = settings.concurrency or dispatcher.pool.size * 8
         self._inflight: dict[str, Future[None]] = {}
         self._done: list[Completion] = []
         self._lock = threading.Lock()
@@ -60,7 +60,9 @@ class Worker:
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> Worker:
-        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="firehook-run")
+        # one thread per pool process; claimed runs beyond that wait in the executor's queue
+        threads = min(self.concurrency, self.dispatcher.pool.size)
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="firehook-run")
         self._thread = threading.Thread(target=self._loop_guarded, name="firehook-worker")
         self._thread.start()
         log.info("worker %s started (concurrency %d)", self.name, self.concurrency)
@@ -101,7 +103,12 @@ class Worker:
         renew_every = lease.total_seconds() / 3
         next_renew = time.monotonic() + renew_every
         next_sweep = 0.0
+        threads = min(self.concurrency, self.dispatcher.pool.size)
         while not self._stopping.is_set():
+            with self._lock:
+                done, backlog = len(self._done), len(self._inflight) - len(self._done)
+            if 0 < done < self.concurrency // 2 and backlog > threads:
+                time.sleep(0.002)  # the pool is busy anyway: let completions gather
             self._flush()
             now = time.monotonic()
             if now >= next_renew:

@@ -99,3 +99,27 @@ def test_api_alone_queues_runs_without_running_them(tmp_path: Path) -> None:
         code, output = fh.stop()
     assert code == 0, output
     assert "running: api" in output
+
+
+def test_serve_with_a_config_file_still_has_the_api_s_tables(tmp_path: Path) -> None:
+    write_functions(tmp_path / "functions")
+    config = tmp_path / "firehook.yaml"
+    config.write_text("version: 1\nfunctions:\n  hello: {allow_anonymous: true}\n")
+    db = f"sqlite:///{tmp_path / 'fh.db'}"
+    with FirehookProcess(tmp_path, db, "serve", "--config", str(config)) as fh:
+        anon = httpx.post(
+            f"{fh.base_url}/hserve/v2.0/login/anonymous/",
+            headers={"X-Hydrogen-Client-ID": CLIENT_ID},
+        )
+        assert anon.status_code == 201, anon.text
+        headers = {
+            "X-Hydrogen-Client-ID": CLIENT_ID,
+            "Authorization": f"Hydrogen-r1 {anon.json()['token']}",
+        }
+        job = f"{fh.base_url}/hserve/v1/cloud-function/job/"
+        opened = httpx.post(job, json={"function_name": "hello"}, headers=headers)
+        assert opened.status_code == 200  # the config file opens hello to anonymous users
+        closed = httpx.post(job, json={"function_name": "echo"}, headers=headers)
+        assert closed.status_code == 403
+        code, output = fh.stop()
+    assert code == 0, output

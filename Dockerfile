@@ -23,5 +23,7 @@ RUN pip install --no-cache-dir ".[postgres]"
 WORKDIR /srv/firehook
 COPY --chown=10001:10001 functions ./functions
 USER 10001
+# inside a container the API must listen on every interface to be reachable
+ENV FIREHOOK_HTTP__HOST=0.0.0.0
 EXPOSE 8000
 CMD ["firehook", "serve"]

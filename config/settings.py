@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.durations import Duration
 from config.functions import FunctionOptions, RetryPolicy
+from config.http_settings import AdminSettings, AuthSettings, HttpSettings
 
 __all__ = ["InvokerSettings", "Settings", "TriggerSettings", "WorkerSettings"]
 
@@ -89,3 +90,6 @@ class Settings(BaseSettings):
     triggers: TriggerSettings = TriggerSettings()
     retry: RetryPolicy = RetryPolicy()
     functions: dict[str, FunctionOptions] = {}
+    http: HttpSettings = HttpSettings()
+    auth: AuthSettings = AuthSettings()
+    admin: AdminSettings = AdminSettings()

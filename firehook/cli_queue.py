@@ -1,4 +1,4 @@
-"""Queue commands: ``worker``, ``serve``, ``cancel``, ``replay``."""
+"""Queue and daemon commands: ``worker``, ``api``, ``serve``, ``cancel``, ``replay``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from firehook.app import App
 from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings, parse_time
-from firehook.daemon import ConsumerRole, WorkerRole, run_roles
+from firehook.daemon import ConsumerRole, Role, WorkerRole, run_roles
 from invoker.envelope import JobNotFound, NotCancellable, Status
 from invoker.store import InvocationFilter
 
@@ -32,24 +32,46 @@ def worker() -> None:
     sys.exit(run_roles(app, [WorkerRole(app)], "worker"))
 
 
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="listen address (FIREHOOK_HTTP__HOST)")
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", min=0, max=65535, help="port (FIREHOOK_HTTP__PORT)")
+]
+
+
 def consumer() -> None:
     """Run the event consumer: turn broker events into queued runs, until SIGTERM."""
     app = _app()
     sys.exit(run_roles(app, [ConsumerRole(app)], "consumer"))
 
 
+def api(host: HostOption = None, port: PortOption = None) -> None:
+    """Run the HTTP API alone (MinCloud invoke and sign-in, /v1/), until SIGTERM."""
+    from firehook.api import ApiRole  # late: other commands need no web stack
+
+    app = _app()
+    sys.exit(run_roles(app, [ApiRole(app, host=host, port=port)], "api"))
+
+
 def serve(
     config: Annotated[
         Path | None, typer.Option("--config", help="apply this config file before starting")
     ] = None,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> None:
     """Run firehook on one machine: every role in one process tree."""
+    # imported before the schema is prepared: it declares the API's user tables
+    from firehook.api import ApiRole
+
     app = _app()
     if config is not None:
         app.open_db()
         diff, version = apply_file(config, app.rules_store, app.registry, app.settings)
         typer.echo(f"applied {config}: rules version {version} ({diff.summary()})")
-    sys.exit(run_roles(app, [WorkerRole(app), ConsumerRole(app)], "serve"))
+    roles: list[Role] = [WorkerRole(app), ConsumerRole(app), ApiRole(app, host=host, port=port)]
+    sys.exit(run_roles(app, roles, "serve"))
 
 
 def cancel(
@@ -110,5 +132,5 @@ def replay(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (worker, consumer, serve, cancel, replay):
+    for command in (worker, consumer, api, serve, cancel, replay):
         app.command()(command)

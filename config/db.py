@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,7 +87,7 @@ def create_db_engine(url: str, *, busy_timeout: timedelta = timedelta(seconds=10
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
         if parsed.database not in (None, "", ":memory:"):
-            cur.execute("PRAGMA journal_mode = WAL")
+            _set_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
@@ -108,6 +110,19 @@ def _writer_lock(engine: Engine) -> threading.Lock:
         if lock is None:
             lock = _writer_locks[engine] = threading.Lock()
         return lock
+
+
+def _set_wal(cur: Any) -> None:
+    """Switch a new database file to WAL.  The switch needs an exclusive lock that SQLite's
+    busy handler does not wait for, so processes opening a fresh file together retry."""
+    for attempt in range(50):
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 49:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 @contextmanager

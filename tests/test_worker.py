@@ -85,6 +85,8 @@ def workers(functions_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Worke
         if w.proc.poll() is None:
             w.proc.kill()
             w.proc.wait(10)
+        if w.proc.stdout is not None:
+            w.proc.stdout.close()
 
 
 @pytest.fixture
@@ -175,8 +177,12 @@ def test_sigterm_finishes_short_runs_and_releases_long_ones(
     app: App, workers: Callable[..., WorkerProcess]
 ) -> None:
     worker = workers(app.settings.database_url)
-    short = app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 0.5}))
-    long = app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 30}))
+    short, long = app.dispatcher.enqueue_many(  # one transaction: one claim takes both
+        [
+            (InvokeRequest("sleepy", {"seconds": 0.5}), None, None),
+            (InvokeRequest("sleepy", {"seconds": 30}), None, None),
+        ]
+    )
     wait_for(lambda: statuses(app.store).count("executing") == 2, 30, "both runs to start")
     t0 = time.monotonic()
     rc, out = worker.stop(signal.SIGTERM)

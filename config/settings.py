@@ -67,6 +67,12 @@ class TriggerSettings(BaseModel):
     record_skipped: bool = Field(
         default=False, description="record events no rule matched, and why, in trigger_skip"
     )
+    source_keys: dict[str, str] = Field(
+        default={}, description='POST /v1/events keys per source: {"shop": "<key>"}'
+    )
+    hook_secrets: dict[str, str] = Field(
+        default={}, description='secrets of incoming webhooks: {"payment-ok": "<secret>"}'
+    )
 
 
 class Settings(BaseSettings):

@@ -105,6 +105,11 @@ class Enqueued:
     due_at: datetime
 
 
+def _notify(conn: Connection) -> None:
+    """Wake idle workers (PostgreSQL LISTEN/NOTIFY); sent when the transaction commits."""
+    conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+
+
 def _is_retry(error: RunError, attempt: int, max_attempts: int, policy: RetryPolicy) -> bool:
     return attempt < max_attempts and error.type.value in policy.retry_on
 
@@ -147,7 +152,7 @@ class Queue:
             with write_tx(self.engine) as conn:
                 out = self._insert(conn, rows)
                 if self._pg and any(r["due_at"] <= soon for r in rows):
-                    conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+                    _notify(conn)
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not enqueue: {e}") from e
         if self.on_enqueue is not None:
@@ -238,7 +243,7 @@ class Queue:
         with write_tx(self.engine) as conn:
             count = conn.execute(stmt).rowcount
             if self._pg and count:
-                conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+                _notify(conn)
         return count
 
     # complete ----------------------------------------------------------------------------
@@ -278,7 +283,7 @@ class Queue:
                 if retries:
                     conn.execute(t.insert(), retries)
                     if self._pg:
-                        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+                        _notify(conn)
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not record finished runs: {e}") from e
         if lost:
@@ -373,7 +378,7 @@ class Queue:
                 if retries:
                     conn.execute(t.insert(), retries)
                     if self._pg:
-                        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+                        _notify(conn)
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not take over expired runs: {e}") from e
         log.warning("took over %d run(s) whose worker stopped renewing its lease", len(rows))

@@ -22,13 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from config import Settings
 from firehook.api import ApiRole
 from firehook.api.context import ApiContext
 from firehook.app import App
-from tests.conftest import PG_ADMIN_URL, _postgres_or_skip, write_functions
+from tests.conftest import fresh_postgres_schema, write_functions
 
 CLIENT_ID = "test-client-id"
 ADMIN_KEY = "test-admin-key"
@@ -55,17 +54,8 @@ def database_url(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp / 'firehook.db'}"
         return
-    admin = _postgres_or_skip()
-    schema = f"fh_api_{secrets.token_hex(6)}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_ADMIN_URL else "?"
-    try:
-        yield f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_postgres_schema("fh_api") as url:
+        yield url
 
 
 @dataclass

@@ -10,6 +10,7 @@ import os
 import secrets
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -175,8 +176,15 @@ def _postgres_or_skip() -> Engine:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose search_path is a fresh schema, dropped afterwards."""
+    with fresh_postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_schema(prefix: str = "fh_test") -> Iterator[str]:
+    """A URL of the real PostgreSQL whose search_path is a new schema, dropped afterwards."""
     admin = _postgres_or_skip()
-    schema = f"fh_test_{secrets.token_hex(6)}"
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in PG_ADMIN_URL else "?"

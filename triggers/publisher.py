@@ -29,6 +29,18 @@ RETRY_POLICY = {"max_retries": 5, "interval_start": 0.1, "interval_step": 0.5, "
 TX_CHUNK = 500
 
 
+def _send(producer: Any, ev: CloudEvent, **options: Any) -> None:
+    """One event as a persistent structured-mode CloudEvents message."""
+    producer.publish(
+        ev.model_dump_json(exclude_none=True).encode(),
+        routing_key=ev.routing_key,
+        content_type=CONTENT_TYPE,
+        content_encoding="utf-8",
+        delivery_mode=2,
+        **options,
+    )
+
+
 class PublishError(FirehookError, ConnectionError):
     """The broker did not take the event."""
 
@@ -64,16 +76,7 @@ class Publisher:
                 producer = self._ensure()
                 queue = events_queue()
                 for ev in events:
-                    producer.publish(
-                        ev.model_dump_json(exclude_none=True).encode(),
-                        routing_key=ev.routing_key,
-                        content_type=CONTENT_TYPE,
-                        content_encoding="utf-8",
-                        delivery_mode=2,
-                        declare=[queue],
-                        retry=True,
-                        retry_policy=RETRY_POLICY,
-                    )
+                    _send(producer, ev, declare=[queue], retry=True, retry_policy=RETRY_POLICY)
                     count += 1
             except Exception as e:  # kombu and driver errors, translated at this boundary
                 self.close_quietly()
@@ -96,13 +99,7 @@ class Publisher:
                 _conn, channel, producer = self._tx
                 chunk = batch[sent : sent + TX_CHUNK]
                 for ev in chunk:
-                    producer.publish(
-                        ev.model_dump_json(exclude_none=True).encode(),
-                        routing_key=ev.routing_key,
-                        content_type=CONTENT_TYPE,
-                        content_encoding="utf-8",
-                        delivery_mode=2,
-                    )
+                    _send(producer, ev)
                 channel.tx_commit()
                 sent += len(chunk)
             except Exception as e:  # connection lost mid-chunk: reconnect, send the chunk again

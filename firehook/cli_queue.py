@@ -9,7 +9,7 @@ import typer
 
 from firehook.app import App
 from firehook.cli_common import UsageError, load_settings, parse_time
-from firehook.daemon import WorkerRole, run_roles
+from firehook.daemon import SchedulerRole, WorkerRole, run_roles
 from invoker.envelope import JobNotFound, NotCancellable, Status
 from invoker.store import InvocationFilter
 
@@ -33,7 +33,7 @@ def worker() -> None:
 def serve() -> None:
     """Run firehook on one machine: every role in one process tree."""
     app = _app()
-    sys.exit(run_roles(app, [WorkerRole(app)], "serve"))
+    sys.exit(run_roles(app, [WorkerRole(app), SchedulerRole(app)], "serve"))
 
 
 def cancel(

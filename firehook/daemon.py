@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from firehook.app import App
 
-__all__ = ["Role", "WorkerRole", "run_roles"]
+__all__ = ["Role", "SchedulerRole", "WorkerRole", "run_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,42 @@ class WorkerRole:
 
     def summary(self) -> str:
         return f"{self.app.worker.completed} run(s)"
+
+
+class SchedulerRole:
+    """The cron scheduler and, with it, retention of old runs."""
+
+    name = "scheduler"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def start(self) -> None:
+        self.app.open_db()
+        self.app.scheduler.start()
+        if self.app.settings.retention.enabled:
+            self.app.retention.start()
+        log.info(
+            "scheduler: default time zone %s, lead %.1fs, retention %s",
+            self.app.settings.timezone,
+            self.app.settings.scheduler.lead.total_seconds(),
+            "on" if self.app.settings.retention.enabled else "off",
+        )
+
+    def stop(self, grace: timedelta) -> None:
+        self.app.retention.stop()
+        self.app.scheduler.stop()
+
+    @property
+    def running(self) -> bool:
+        return self.app.scheduler.running
+
+    def summary(self) -> str:
+        s, r = self.app.scheduler, self.app.retention
+        return (
+            f"{s.fired} run(s) queued, {s.skipped + s.rejected} tick(s) not run, "
+            f"{r.deleted_total} old run(s) deleted"
+        )
 
 
 def run_roles(app: App, roles: Sequence[Role], title: str) -> int:

@@ -181,7 +181,7 @@ class RulesStore:
         """When each rule of ``kind`` was last added or changed."""
         query = select(rule_t.c.name, rule_t.c.updated_at).where(rule_t.c.kind == kind)
         with self.engine.connect() as conn:
-            return dict(conn.execute(query).tuples().all())
+            return {row[0]: row[1] for row in conn.execute(query)}
 
     def load(self) -> Rules:
         with self.engine.connect() as conn:

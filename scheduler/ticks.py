@@ -121,7 +121,7 @@ class StateStore:
             query = query.where(state_t.c.name.in_(list(names)))
         try:
             with self.engine.connect() as conn:
-                return dict(conn.execute(query).tuples().all())
+                return {row[0]: row[1] for row in conn.execute(query)}
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not read the schedules' state: {e}") from e
 

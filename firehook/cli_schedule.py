@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
 from config.db import utcnow
-from config.durations import format_duration
 from config.model import ScheduleSpec
 from firehook.app import App
 from firehook.cli_common import load_settings
@@ -26,6 +26,13 @@ def scheduler() -> None:
     sys.exit(run_roles(app, [SchedulerRole(app)], "scheduler"))
 
 
+def _compact(value: timedelta) -> str:
+    """``2h``, ``1m30s``, ``45s``."""
+    seconds = int(value.total_seconds())
+    parts = [(seconds // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or f"{value.total_seconds():g}s"
+
+
 def _describe(spec: ScheduleSpec, default_tz: str, last: Any, count: int) -> dict[str, Any]:
     tz = spec.timezone or default_tz
     row: dict[str, Any] = {
@@ -35,7 +42,7 @@ def _describe(spec: ScheduleSpec, default_tz: str, last: Any, count: int) -> dic
         "invoke": spec.invoke,
         "enabled": spec.enabled,
         "misfire": spec.misfire,
-        "misfire_grace": format_duration(spec.misfire_grace),
+        "misfire_grace": _compact(spec.misfire_grace),
         "max_instances": spec.max_instances,
         "last_tick": None,
         "next": [],

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -154,3 +155,41 @@ def test_an_applied_change_reaches_a_running_scheduler_within_seconds(
     assert code == 0, out
     assert added_after < 5
     assert os.path.exists(tmp_path / "firehook.yaml")
+
+
+def test_schedules_lists_the_next_five_fire_times_in_each_schedule_zone(
+    functions_dir: Path, tmp_path: Path
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'fh.db'}"
+    apply(
+        db_url,
+        functions_dir,
+        tmp_path,
+        """
+version: 1
+schedules:
+  - name: nightly-lottery
+    cron: "0 20 * * *"
+    timezone: Asia/Shanghai
+    invoke: hello
+    misfire: skip
+    misfire_grace: 90m
+  - name: paused
+    cron: "*/2 * * * * *"
+    invoke: hello
+    enabled: false
+""",
+    )
+    env = settings_env(db_url, functions_dir)
+    run = [*FIREHOOK, "schedules"]
+    listed = subprocess.run([*run, "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    lottery = rows["nightly-lottery"]
+    assert len(lottery["next"]) == 5
+    assert all(t.endswith("T20:00:00+08:00") for t in lottery["next"])
+    assert (lottery["misfire"], lottery["misfire_grace"]) == ("skip", "1h30m")
+    assert rows["paused"]["next"] == [] and rows["paused"]["enabled"] is False
+    text = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    assert "nightly-lottery: '0 20 * * *' Asia/Shanghai -> hello" in text
+    assert "paused" in text

@@ -164,7 +164,8 @@ class Scheduler:
         plans: dict[str, _Plan] = {}
         for name, entry in self._entries.items():
             horizon = now if entry.spec.max_instances else now + self.settings.lead
-            if entry.next is None or entry.next > horizon:
+            # compare in UTC: two times of one zone compare by wall clock, ignoring the fold
+            if entry.next is None or entry.next.astimezone(UTC) > horizon:
                 continue
             plan = self._plan(entry, now, horizon)
             plans[name] = plan
@@ -227,8 +228,8 @@ class Scheduler:
         dropped_last: datetime | None = None
         on_time: list[datetime] = []
         tick = entry.next
-        while tick is not None and tick <= horizon:
-            if tick < deadline:
+        while tick is not None and tick.astimezone(UTC) <= horizon:
+            if tick.astimezone(UTC) < deadline:
                 if len(missed) == missed.maxlen:
                     dropped += 1
                     dropped_first = dropped_first or missed[0]

@@ -8,6 +8,9 @@ call; at least 1,500 recorded sync invokes/s sequentially on SQLite.
 
 from __future__ import annotations
 
+import _pathfix  # noqa: F401  (first: benchmarks/queue.py shadows the stdlib)
+
+# isort: split
 import argparse
 import importlib.util
 import sys

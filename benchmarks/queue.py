@@ -15,22 +15,19 @@ Targets (issue 3): (a) at least 10x APScheduler, (b) at least 1,500 runs/s with 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import _pathfix  # noqa: F401  (first: this file's name shadows the stdlib's queue)
 
-# This file is named queue.py: move its folder behind the standard library on sys.path, so
-# that `import queue` (used by concurrent.futures) finds the standard module, not this one.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in (_HERE, "")] + [_HERE]
-
+# isort: split
 import argparse
 import os
 import secrets
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from _common import header
 from sqlalchemy import text

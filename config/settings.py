@@ -21,6 +21,7 @@ __all__ = [
     "RetentionSettings",
     "SchedulerSettings",
     "Settings",
+    "TriggerSettings",
     "WorkerSettings",
 ]
 
@@ -51,12 +52,27 @@ class WorkerSettings(BaseModel):
     concurrency: int = Field(
         default=0,
         ge=0,
-        description="runs a worker holds at once (running or about to run); 0 = 8 x pool size",
+        description="most runs a worker holds at once (running or claimed ahead); 0 = 32 x pool",
     )
     batch_size: int = Field(default=32, ge=1, le=1000)
     poll_interval: Duration = Field(default=timedelta(seconds=1), gt=timedelta(0))
     lease: Duration = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))
     grace_period: Duration = Field(default=timedelta(seconds=10), ge=timedelta(0))
+
+
+class TriggerSettings(BaseModel):
+    """The event consumer (``firehook consumer``)."""
+
+    batch_size: int = Field(default=200, ge=1, le=5000, description="events per transaction")
+    flush_interval: Duration = Field(
+        default=timedelta(milliseconds=20), gt=timedelta(0), description="longest a batch waits"
+    )
+    visibility_timeout: Duration = Field(
+        default=timedelta(seconds=60), description="embedded/redis: redeliver unacked after this"
+    )
+    record_skipped: bool = Field(
+        default=False, description="record events no rule matched, and why, in trigger_skip"
+    )
 
 
 class SchedulerSettings(BaseModel):
@@ -128,8 +144,10 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", description="default time zone of cron schedules")
     database_busy_timeout: Duration = timedelta(seconds=10)
     functions_dir: Path = Path("functions")
+    broker_url: str = "sqla+sqlite:///firehook-events.db"
     invoker: InvokerSettings = InvokerSettings()
     worker: WorkerSettings = WorkerSettings()
+    triggers: TriggerSettings = TriggerSettings()
     retry: RetryPolicy = RetryPolicy()
     scheduler: SchedulerSettings = SchedulerSettings()
     retention: RetentionSettings = RetentionSettings()

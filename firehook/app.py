@@ -22,8 +22,11 @@ from invoker.wakeup import PgListener, Wakeup
 from invoker.worker import Worker
 from scheduler.retention import Retention
 from scheduler.runner import Scheduler
+from triggers.skips import TriggerSkip
 
 __all__ = ["App"]
+
+TABLES = (TriggerSkip,)  # modules whose tables open_db() creates, besides invoker and config
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from firehook.app import App
+from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings, parse_time
-from firehook.daemon import SchedulerRole, WorkerRole, run_roles
+from firehook.daemon import ConsumerRole, SchedulerRole, WorkerRole, run_roles
 from invoker.envelope import JobNotFound, NotCancellable, Status
 from invoker.store import InvocationFilter
 
@@ -30,10 +32,24 @@ def worker() -> None:
     sys.exit(run_roles(app, [WorkerRole(app)], "worker"))
 
 
-def serve() -> None:
+def consumer() -> None:
+    """Run the event consumer: turn broker events into queued runs, until SIGTERM."""
+    app = _app()
+    sys.exit(run_roles(app, [ConsumerRole(app)], "consumer"))
+
+
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="apply this config file before starting")
+    ] = None,
+) -> None:
     """Run firehook on one machine: every role in one process tree."""
     app = _app()
-    sys.exit(run_roles(app, [WorkerRole(app), SchedulerRole(app)], "serve"))
+    if config is not None:
+        app.open_db()
+        diff, version = apply_file(config, app.rules_store, app.registry, app.settings)
+        typer.echo(f"applied {config}: rules version {version} ({diff.summary()})")
+    sys.exit(run_roles(app, [WorkerRole(app), ConsumerRole(app), SchedulerRole(app)], "serve"))
 
 
 def cancel(
@@ -94,5 +110,5 @@ def replay(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (worker, serve, cancel, replay):
+    for command in (worker, consumer, serve, cancel, replay):
         app.command()(command)

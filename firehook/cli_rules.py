@@ -1,10 +1,10 @@
-"""Rule commands: ``apply``, ``triggers``, ``schema``."""
+"""Rule and event commands: ``apply``, ``triggers``, ``schema``, ``emit``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,7 +12,9 @@ from config.model import ConfigFile, OnHook
 from config.rules import RulesStore
 from firehook.app import App
 from firehook.apply import apply_file
-from firehook.cli_common import load_settings
+from firehook.cli_common import UsageError, load_settings
+from triggers.events import InvalidEvent, change_event
+from triggers.publisher import Publisher
 
 __all__ = ["register"]
 
@@ -78,6 +80,46 @@ def schema() -> None:
     typer.echo(json.dumps(doc, indent=2))
 
 
+def _json_option(name: str, text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{name} is not valid JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{name} must be a JSON object (the record), got {type(value).__name__}")
+    return value
+
+
+def emit(
+    table: Annotated[str, typer.Argument(help="the table, e.g. orders")],
+    event: Annotated[str, typer.Argument(help="on_create, on_update or on_delete")],
+    after: Annotated[str | None, typer.Option("--after", help="the record after, as JSON")] = None,
+    before: Annotated[
+        str | None, typer.Option("--before", help="the record before, as JSON")
+    ] = None,
+    source: Annotated[str, typer.Option("--source", help="who produced it")] = "cli",
+    subject: Annotated[str | None, typer.Option("--subject", help="the record's key")] = None,
+) -> None:
+    """Publish a data-change event to the broker (FIREHOOK_BROKER_URL)."""
+    try:
+        ev = change_event(
+            table,
+            event,
+            after=_json_option("--after", after),
+            before=_json_option("--before", before),
+            source=source,
+            subject=subject,
+        )
+    except InvalidEvent as e:
+        raise UsageError(str(e)) from None
+    with Publisher(load_settings().broker_url) as pub:
+        pub.publish(ev)
+    typer.echo(ev.id)
+    typer.echo(f"published {ev.routing_key}", err=True)
+
+
 def register(app: typer.Typer) -> None:
-    for command in (apply, triggers, schema):
+    for command in (apply, triggers, schema, emit):
         app.command()(command)

@@ -19,8 +19,12 @@ from typing import Protocol
 from sqlalchemy.engine import make_url
 
 from firehook.app import App
+from triggers.broker import connect
+from triggers.consumer import EventConsumer
+from triggers.matching import Matcher
+from triggers.skips import SkipLog
 
-__all__ = ["Role", "SchedulerRole", "WorkerRole", "run_roles"]
+__all__ = ["ConsumerRole", "Role", "SchedulerRole", "WorkerRole", "run_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,50 @@ class WorkerRole:
 
     def summary(self) -> str:
         return f"{self.app.worker.completed} run(s)"
+
+
+class ConsumerRole:
+    """The event consumer: broker events become queued runs."""
+
+    name = "consumer"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.consumer: EventConsumer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        s = self.app.settings
+        self.app.open_db()
+        conn = connect(
+            s.broker_url, visibility_timeout=s.triggers.visibility_timeout.total_seconds()
+        )
+        skips = SkipLog(self.app.engine) if s.triggers.record_skipped else None
+        self.consumer = EventConsumer(
+            conn, self.app.dispatcher, Matcher(self.app.rules.current), s.triggers, skips
+        )
+        self._thread = threading.Thread(
+            target=self.consumer.run_until_stopped, name="firehook-consumer"
+        )
+        self._thread.start()
+        log.info("consumer: broker %s, batch %d", conn.as_uri(), s.triggers.batch_size)
+
+    def stop(self, grace: timedelta) -> None:
+        if self.consumer is not None:
+            self.consumer.should_stop = True
+        if self._thread is not None:
+            self._thread.join(max(grace.total_seconds(), 1.0))
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def summary(self) -> str:
+        stats = self.consumer.stats if self.consumer is not None else {}
+        return (
+            f"{stats.get('events', 0)} event(s), {stats.get('runs', 0)} run(s) queued, "
+            f"{stats.get('dead_lettered', 0)} dead-lettered"
+        )
 
 
 class SchedulerRole:

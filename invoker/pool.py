@@ -125,8 +125,19 @@ class Pool:
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(["invoker._child"])
         self._closed = False
-        for _ in range(self.size):
-            self._idle.put(self._spawn())
+        # The forkserver (started by the first spawn) inherits an ignored SIGTERM (it already
+        # ignores SIGINT): a signal sent to the whole process group (systemd's default
+        # KillMode, `timeout`, Ctrl-C) then stops the service gracefully instead of killing
+        # the forkserver and, with it, every worker mid-run.
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            for _ in range(self.size):
+                self._idle.put(self._spawn())
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         log.info("pool started: %d workers (%s)", self.size, self.start_method)
         return self
 

@@ -2,13 +2,17 @@
 
 One loop thread does every database write of the worker (claims, completions, lease
 renewals, takeovers), so completions that finish close together are recorded in one
-transaction.  Runs execute on ``concurrency`` threads that each wait on a pool process.
+transaction.  Runs execute on one thread per pool process.  How many runs a worker claims
+ahead adapts to how long they take: about 50 ms of work beyond what the pool is running
+(so quick functions are claimed in large batches, slow ones one per free process), never
+more than ``concurrency``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -49,7 +53,8 @@ class Worker:
         self.settings = settings
         self.wakeup = wakeup or Wakeup()
         self.name = name or worker_name()
-        self.concurrency = settings.concurrency or dispatcher.pool.size * 8
+        self.concurrency = settings.concurrency or dispatcher.pool.size * 32
+        self._avg_run = 0.05  # seconds, a moving average of recent runs
         self._inflight: dict[str, Future[None]] = {}
         self._done: list[Completion] = []
         self._lock = threading.Lock()
@@ -117,7 +122,7 @@ class Worker:
             if now >= next_sweep:
                 self.queue.take_over_expired(self.dispatcher.retry_policy)
                 next_sweep = now + max(1.0, lease.total_seconds() / 6)
-            free = self.concurrency - len(self._inflight)
+            free = self._claim_limit() - len(self._inflight)
             claimed = []
             if free > 0:
                 claimed = self.queue.claim(self.name, min(free, s.batch_size), lease)
@@ -132,6 +137,12 @@ class Worker:
                     wait = min(wait, (due - self.queue.clock()).total_seconds())
             if not self._done:
                 self.wakeup.wait(wait)
+
+    def _claim_limit(self) -> int:
+        """Runs to hold: the pool's processes plus about 50 ms of work queued behind them."""
+        size = self.dispatcher.pool.size
+        ahead = size * max(1, math.ceil(0.05 / max(self._avg_run, 1e-4)))
+        return max(size, min(self.concurrency, size + ahead))
 
     def _submit(self, run: Claimed) -> None:
         assert self._executor is not None
@@ -197,6 +208,8 @@ class Worker:
                 self._inflight.pop(c.run.id, None)
         if not done:
             return
+        for c in done:
+            self._avg_run = 0.9 * self._avg_run + 0.1 * c.duration.total_seconds()
         try:
             self.queue.complete(self.name, done, self.dispatcher.retry_policy)
         except FirehookError:

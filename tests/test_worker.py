@@ -42,8 +42,8 @@ def settings_env(db_url: str, functions_dir: Path, **extra: str) -> dict[str, st
         FIREHOOK_WORKER__GRACE_PERIOD="1s",
         FIREHOOK_RETRY__BACKOFF="0s",
         FIREHOOK_RETRY__MAX_BACKOFF="0s",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -58,6 +58,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own process group, as under systemd or a shell
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -176,7 +177,7 @@ def test_sigterm_finishes_short_runs_and_releases_long_ones(
     worker = workers(app.settings.database_url)
     short = app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 0.5}))
     long = app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 30}))
-    wait_for(lambda: statuses(app.store).count("executing") == 2, 10, "both runs to start")
+    wait_for(lambda: statuses(app.store).count("executing") == 2, 30, "both runs to start")
     t0 = time.monotonic()
     rc, out = worker.stop(signal.SIGTERM)
     assert rc == 0, out
@@ -185,6 +186,19 @@ def test_sigterm_finishes_short_runs_and_releases_long_ones(
     assert s is not None and s.status == "fulfilled"
     assert lg is not None and lg.status == "waiting" and lg.note is not None
     assert "released" in lg.note
+
+
+def test_sigterm_to_the_whole_process_group_still_lets_runs_finish(
+    app: App, workers: Callable[..., WorkerProcess]
+) -> None:
+    worker = workers(app.settings.database_url, FIREHOOK_WORKER__GRACE_PERIOD="15s")
+    queued = app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 2}))
+    wait_for(lambda: statuses(app.store) == ["executing"], 30, "the run to start")
+    os.killpg(worker.proc.pid, signal.SIGTERM)  # as systemd's KillMode=control-group does
+    out, _ = worker.proc.communicate(timeout=30)
+    assert worker.proc.returncode == 0, out
+    row = app.store.get(queued.job_id)
+    assert row is not None and row.status == "fulfilled" and row.attempt == 1
 
 
 @pytest.mark.postgres

@@ -1,0 +1,183 @@
+"""Events end to end: publish N events that each match one rule, until every run is fulfilled.
+
+Run: ``python benchmarks/events.py [--n 5000]``.  Two setups, each with a `firehook consumer`
+and a `firehook worker` process: RabbitMQ + PostgreSQL (127.0.0.1), and the embedded
+defaults (SQLite store, the durable SQLite event transport).  Beside each, the ceiling: raw
+kombu publishing N messages and consuming+acking them on the same broker, in this run.
+Target (issue 5): at least 1,500 events/s end to end on RabbitMQ + PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import _pathfix  # noqa: F401  (first: benchmarks/queue.py shadows the stdlib)
+
+# isort: split
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import header
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+from sqlalchemy import text
+
+from config import Settings, create_db_engine
+from config.loader import parse_config
+from firehook.app import App
+from triggers.broker import connect, events_queue
+from triggers.events import change_event
+from triggers.publisher import Publisher
+
+PG = os.environ.get(
+    "FIREHOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+RABBIT = os.environ.get("FIREHOOK_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+RULES = """
+version: 1
+triggers:
+  - name: on-order
+    on: {table: orders, events: [on_create]}
+    invoke: trivial
+"""
+
+
+def ceiling(url: str, n: int) -> float:
+    """Raw kombu: publish n messages and consume+ack them concurrently; messages/s."""
+    conn = connect(url) if url.startswith("sqla+") else Connection(url)
+    exchange = Exchange("bench.ceiling", "topic", durable=True)
+    queue = Queue(f"bench.ceiling.{secrets.token_hex(3)}", exchange, routing_key="#", durable=True)
+    body = change_event("orders", "on_create", after={"id": 1}).model_dump_json().encode()
+    got = 0
+    done = threading.Event()
+
+    def consume() -> None:
+        nonlocal got
+        with conn.clone() as c:
+
+            def on_message(message: object) -> None:
+                nonlocal got
+                message.ack()  # type: ignore[attr-defined]
+                got += 1
+                if got >= n:
+                    done.set()
+
+            with Consumer(
+                c, queues=[queue], on_message=on_message, prefetch_count=400, accept=None
+            ):
+                while not done.is_set():
+                    try:
+                        c.drain_events(timeout=0.5)
+                    except TimeoutError:
+                        continue
+
+    with conn.clone() as c:
+        queue(c.default_channel).declare()
+    t0 = time.perf_counter()
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    with conn.clone() as c:
+        producer = Producer(c.default_channel, exchange=exchange)
+        for _ in range(n):
+            producer.publish(body, routing_key="orders.on_create", declare=[queue], delivery_mode=2)
+    done.wait(300)
+    rate = n / (time.perf_counter() - t0)
+    consumer.join(10)
+    with conn.clone() as c:
+        queue(c.default_channel).delete()
+    conn.release()
+    return rate
+
+
+def end_to_end(name: str, db_url: str, broker_url: str, n: int, ceil: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        (cwd / "functions").mkdir()
+        (cwd / "functions" / "trivial.py").write_text("def main(event):\n    return 1\n")
+        settings = Settings(
+            database_url=db_url, functions_dir=cwd / "functions", broker_url=broker_url
+        )
+        app = App(settings).open_db()
+        app.rules_store.apply(parse_config(RULES).config, "bench")
+        with connect(broker_url) as conn:  # start from an empty queue
+            q = events_queue()(conn.default_channel)
+            q.declare()
+            q.purge()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
+        env.update(
+            FIREHOOK_DATABASE_URL=db_url,
+            FIREHOOK_FUNCTIONS_DIR=str(cwd / "functions"),
+            FIREHOOK_BROKER_URL=broker_url,
+        )
+        procs = []
+        for role in ("consumer", "worker"):
+            p = subprocess.Popen(
+                [sys.executable, "-m", "firehook", role],
+                env=env,
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            assert p.stdout is not None
+            p.stdout.readline()
+            procs.append(p)
+        events = [change_event("orders", "on_create", after={"id": i}) for i in range(n)]
+        t0 = time.perf_counter()
+        with Publisher(broker_url) as pub:
+            pub.publish_many(events)
+        published = time.perf_counter() - t0
+        deadline = time.monotonic() + 600
+        consumed = None
+        while app.store.count("fulfilled") < n:
+            if consumed is None and app.store.count() >= n:
+                consumed = time.perf_counter() - t0
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name}: only {app.store.count('fulfilled')} of {n} in 600 s")
+            time.sleep(0.1)
+        total = time.perf_counter() - t0
+        consumed = consumed or total
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+        app.close()
+    rate = n / total
+    print(
+        f"{name:<24} {n} events: publish {n / published:,.0f}/s, end to end "
+        f"{rate:,.0f} events/s ({total:.2f} s); raw kombu ceiling {ceil:,.0f} msg/s; "
+        f"ratio {rate / ceil:.2f}; all {n} runs were queued after {consumed:.2f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--only", choices=["rabbitmq", "embedded"], default=None)
+    args = parser.parse_args()
+    header(f"benchmarks/events.py: {args.n} events -> {args.n} fulfilled runs")
+    if args.only in (None, "rabbitmq"):
+        schema = f"bench_{secrets.token_hex(4)}"
+        admin = create_db_engine(PG)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        try:
+            url = f"{PG}{'&' if '?' in PG else '?'}options=-csearch_path%3D{schema}"
+            end_to_end("RabbitMQ + PostgreSQL", url, RABBIT, args.n, ceiling(RABBIT, args.n))
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+    if args.only in (None, "embedded"):
+        with tempfile.TemporaryDirectory() as tmp:
+            broker = f"sqla+sqlite:///{tmp}/events.db"
+            ceil = ceiling(f"sqla+sqlite:///{tmp}/ceiling.db", args.n)
+            end_to_end("embedded (SQLite)", f"sqlite:///{tmp}/firehook.db", broker, args.n, ceil)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Broker connections from ``FIREHOOK_BROKER_URL``: ``amqp://``, ``redis://`` or the embedded
+``sqla+sqlite:///file.db`` (the default: durable, no server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Connection, Exchange, Queue
+
+from config.errors import ConfigError
+from triggers.events import EXCHANGE
+
+__all__ = [
+    "DEAD_EXCHANGE",
+    "DEAD_QUEUE",
+    "EVENTS_QUEUE",
+    "connect",
+    "dead_queue",
+    "events_exchange",
+    "events_queue",
+]
+
+EVENTS_QUEUE = "firehook.events"
+DEAD_EXCHANGE = "firehook.dead"
+DEAD_QUEUE = "firehook.events.dead"
+
+
+def events_exchange() -> Exchange:
+    return Exchange(EXCHANGE, type="topic", durable=True)
+
+
+def events_queue() -> Queue:
+    """Every event, for the competing consumers: bound with ``#`` (all tables, all hooks)."""
+    return Queue(EVENTS_QUEUE, exchange=events_exchange(), routing_key="#", durable=True)
+
+
+def dead_queue() -> Queue:
+    return Queue(
+        DEAD_QUEUE,
+        exchange=Exchange(DEAD_EXCHANGE, type="direct", durable=True),
+        routing_key="dead",
+    )
+
+
+def connect(url: str, *, confirm: bool = True, visibility_timeout: float = 60.0) -> Connection:
+    """A kombu connection (not opened yet) for ``url``."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    options: dict[str, Any] = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5}
+    if scheme.startswith("sqla+"):
+        from triggers.embedded import Transport
+
+        options["visibility_timeout"] = visibility_timeout
+        return Connection(url[len("sqla+") :], transport=Transport, transport_options=options)
+    if scheme in ("amqp", "pyamqp", "amqps"):
+        options["confirm_publish"] = confirm
+        return Connection(url, transport_options=options, heartbeat=30)
+    if scheme in ("redis", "rediss"):
+        # unacked messages (a consumer killed before its ack) come back after this
+        options["visibility_timeout"] = visibility_timeout
+        options["unacked_restore_throttle"] = 1
+        return Connection(url, transport_options=options)
+    if scheme == "memory":
+        return Connection(url)
+    raise ConfigError(
+        f"unsupported FIREHOOK_BROKER_URL {url!r}: use amqp://, redis:// or sqla+sqlite:///file.db"
+    )

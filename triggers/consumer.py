@@ -1,0 +1,177 @@
+"""The event consumer: events from the broker become queued runs, acked only after commit.
+
+Messages are gathered into batches (``batch_size`` or ``flush_interval``, whichever comes
+first); each batch's runs are inserted in one transaction, keyed ``(trigger, event id)`` so a
+redelivered event adds nothing, and only then are its messages acked.  A message that is not
+a valid event goes to the dead-letter queue with the reason.  A broken connection drops the
+unacked batch (the broker redelivers it) and reconnects with back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kombu import Connection
+from kombu.mixins import ConsumerProducerMixin
+
+from config.errors import FirehookError
+from config.settings import TriggerSettings
+from invoker.dispatch import Dispatcher, InvokeRequest
+from triggers.broker import DEAD_EXCHANGE, dead_queue, events_queue
+from triggers.events import CloudEvent, InvalidEvent, parse_event
+from triggers.matching import Matcher, Skipped
+from triggers.skips import SkipLog
+
+__all__ = ["EventConsumer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    message: Any
+    event: CloudEvent | None
+    error: str | None
+
+
+class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
+    """Consumes ``firehook.events``; ``run()`` blocks until ``should_stop`` is set."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        dispatcher: Dispatcher,
+        matcher: Matcher,
+        settings: TriggerSettings,
+        skips: SkipLog | None = None,
+    ) -> None:
+        self.connection = connection
+        self.dispatcher = dispatcher
+        self.matcher = matcher
+        self.settings = settings
+        self.skips = skips
+        self.should_stop = False
+        self.stats: Counter[str] = Counter()
+        self._pending: list[_Pending] = []
+        self._first_at = 0.0
+
+    # kombu hooks -------------------------------------------------------------------------
+    def get_consumers(self, consumer_cls: Any, channel: Any) -> list[Any]:
+        return [
+            consumer_cls(
+                queues=[events_queue()],
+                on_message=self._on_message,
+                prefetch_count=self.settings.batch_size * 2,
+                accept=None,
+            )
+        ]
+
+    def on_connection_revived(self) -> None:
+        if self._pending:  # unacked on the old channel: the broker will redeliver them
+            log.warning(
+                "connection lost with %d unacked event(s); they will be redelivered",
+                len(self._pending),
+            )
+        self._pending.clear()
+        self.stats["connections"] += 1
+
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
+        log.warning("broker connection error: %s; retrying in %.1fs", exc, interval)
+
+    def on_iteration(self) -> None:
+        if (
+            self._pending
+            and time.monotonic() - self._first_at >= self.settings.flush_interval.total_seconds()
+        ):
+            self.flush()
+
+    def on_consume_end(self, connection: Any, channel: Any) -> None:
+        if self._pending and not self.should_stop:
+            self._pending.clear()
+        super().on_consume_end(connection, channel)  # closes the dead-letter producer's connection
+
+    def run_until_stopped(self) -> None:
+        self.run(safety_interval=self.settings.flush_interval.total_seconds())
+        if self._pending:
+            log.info("stopping with %d unacked event(s); the broker keeps them", len(self._pending))
+
+    # batching ----------------------------------------------------------------------------
+    def _on_message(self, message: Any) -> None:
+        if not self._pending:
+            self._first_at = time.monotonic()
+        try:
+            self._pending.append(_Pending(message, parse_event(message.body), None))
+        except InvalidEvent as e:
+            self._pending.append(_Pending(message, None, str(e)))
+        if len(self._pending) >= self.settings.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the runs of every pending event in one transaction, then ack them."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        for bad in (p for p in batch if p.event is None):
+            self._dead_letter(bad.message, bad.error or "invalid event")
+        good = [p for p in batch if p.event is not None]
+        now = self.dispatcher.queue.clock()
+        items: list[tuple[InvokeRequest, datetime | None, str | None]] = []
+        skipped: list[tuple[CloudEvent, Skipped]] = []
+        for p in good:
+            assert p.event is not None
+            planned, skips = self.matcher.match(p.event, now)
+            items.extend((pl.request, pl.due_at, pl.key) for pl in planned)
+            skipped.extend((p.event, s) for s in skips)
+            if not planned:
+                self.stats["unmatched"] += 1
+        try:
+            enqueued = self.dispatcher.enqueue_many(items) if items else []
+        except FirehookError as e:
+            log.error(
+                "could not record runs for %d event(s): %s; they go back to the broker",
+                len(good),
+                e,
+            )
+            for p in good:
+                p.message.requeue()
+            time.sleep(1.0)
+            return
+        for p in good:
+            p.message.ack()
+        created = sum(1 for e in enqueued if e.created)
+        self.stats["events"] += len(good)
+        self.stats["runs"] += created
+        self.stats["duplicates"] += len(enqueued) - created
+        self.stats["filtered"] += sum(1 for _, s in skipped if s.trigger is not None)
+        for ev, s in skipped:
+            log.debug(
+                "event %s (%s): %s%s",
+                ev.id,
+                ev.routing_key,
+                f"{s.trigger}: " if s.trigger else "",
+                s.reason,
+            )
+        if self.skips is not None and skipped:
+            self.skips.record(skipped)
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        key = message.delivery_info.get("routing_key", "")
+        log.warning("dead-lettering a message (routing key %r): %s", key, reason)
+        self.producer.publish(
+            message.body,
+            exchange=DEAD_EXCHANGE,
+            routing_key="dead",
+            headers={"x-firehook-reason": reason[:1000], "x-firehook-routing-key": key},
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            delivery_mode=2,
+            declare=[dead_queue()],
+            retry=True,
+        )
+        message.ack()
+        self.stats["dead_lettered"] += 1

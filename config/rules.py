@@ -177,6 +177,12 @@ class RulesStore:
         log.info("applied rules version %d from %s: %s", version, source, diff.summary())
         return diff, version
 
+    def updated_at(self, kind: str) -> dict[str, datetime]:
+        """When each rule of ``kind`` was last added or changed."""
+        query = select(rule_t.c.name, rule_t.c.updated_at).where(rule_t.c.kind == kind)
+        with self.engine.connect() as conn:
+            return {row[0]: row[1] for row in conn.execute(query)}
+
     def load(self) -> Rules:
         with self.engine.connect() as conn:
             version = int(conn.execute(_MAX_VERSION).scalar_one())

@@ -17,7 +17,14 @@ from config.durations import Duration
 from config.functions import FunctionOptions, RetryPolicy
 from config.http_settings import AdminSettings, AuthSettings, HttpSettings
 
-__all__ = ["InvokerSettings", "Settings", "TriggerSettings", "WorkerSettings"]
+__all__ = [
+    "InvokerSettings",
+    "RetentionSettings",
+    "SchedulerSettings",
+    "Settings",
+    "TriggerSettings",
+    "WorkerSettings",
+]
 
 
 class InvokerSettings(BaseModel):
@@ -75,6 +82,60 @@ class TriggerSettings(BaseModel):
     )
 
 
+class SchedulerSettings(BaseModel):
+    """The cron scheduler (``firehook scheduler``, and inside ``firehook serve``)."""
+
+    lead: Duration = Field(
+        default=timedelta(seconds=1),
+        ge=timedelta(0),
+        le=timedelta(seconds=30),
+        description="insert a tick this early (due at its exact time) so it starts on time",
+    )
+    refresh: Duration = Field(
+        default=timedelta(seconds=2),
+        gt=timedelta(0),
+        description="how often the scheduler checks the rules store for applied changes",
+    )
+    max_catchup: int = Field(
+        default=1000,
+        ge=1,
+        description="missed ticks recorded (or run, for run_all) one by one after a downtime",
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long finished runs are kept, per status; 0 keeps them forever."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    fulfilled: Duration = timedelta(days=7)
+    cancelled: Duration = timedelta(days=7)
+    execution_failed: Duration = timedelta(days=30)
+    deadline_exceeded: Duration = timedelta(days=30)
+    schedule_failed: Duration = timedelta(days=30)
+    execution_rejected: Duration = timedelta(days=30)
+    worker_lost: Duration = timedelta(days=30)
+    retrying: Duration = timedelta(days=30)
+    dead: Duration = timedelta(days=30)
+
+    def ages(self) -> dict[str, timedelta]:
+        """Status -> age past which its runs are deleted (statuses kept forever left out)."""
+        statuses = (
+            "fulfilled",
+            "cancelled",
+            "execution_failed",
+            "deadline_exceeded",
+            "schedule_failed",
+            "execution_rejected",
+            "worker_lost",
+            "retrying",
+            "dead",
+        )
+        ages = {s: getattr(self, s) for s in statuses}
+        return {s: a for s, a in ages.items() if a > timedelta(0)}
+
+
 class Settings(BaseSettings):
     """Everything firehook reads from its environment, with embedded defaults."""
 
@@ -95,6 +156,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     triggers: TriggerSettings = TriggerSettings()
     retry: RetryPolicy = RetryPolicy()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    retention: RetentionSettings = RetentionSettings()
     functions: dict[str, FunctionOptions] = {}
     http: HttpSettings = HttpSettings()
     auth: AuthSettings = AuthSettings()

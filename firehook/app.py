@@ -20,6 +20,8 @@ from invoker.registry import Registry
 from invoker.store import InvocationStore
 from invoker.wakeup import PgListener, Wakeup
 from invoker.worker import Worker
+from scheduler.retention import Retention
+from scheduler.runner import Scheduler
 from triggers.skips import TriggerSkip
 
 __all__ = ["App"]
@@ -64,6 +66,13 @@ class App:
         self.listener = None if is_sqlite(self.engine) else PgListener(self.engine, self.wakeup)
         self.rules_store = RulesStore(self.engine)
         self.rules = RulesView(self.rules_store)
+        self.scheduler = Scheduler(
+            self.dispatcher,
+            RulesView(self.rules_store, refresh=s.scheduler.refresh),
+            s.scheduler,
+            default_timezone=s.timezone,
+        )
+        self.retention = Retention(self.engine, s.retention)
         self._db_ready = False
 
     def function_options(self, name: str) -> FunctionOptions:
@@ -91,6 +100,9 @@ class App:
         return self.worker.start()
 
     def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.stop()
+        self.retention.stop()
         if self.worker.running:
             self.worker.stop()
         if self.listener is not None:

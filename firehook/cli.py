@@ -13,7 +13,7 @@ import typer
 
 from config import FirehookError, parse_duration
 from config.errors import ConfigError
-from firehook import cli_queue, cli_rules, output
+from firehook import cli_queue, cli_rules, cli_schedule, output
 from firehook.app import App
 from firehook.cli_common import (
     EXIT_FAILED_RUN,
@@ -222,6 +222,7 @@ def logs(
 
 cli_queue.register(app)
 cli_rules.register(app)
+cli_schedule.register(app)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import typer
 from firehook.app import App
 from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings, parse_time
-from firehook.daemon import ConsumerRole, Role, WorkerRole, run_roles
+from firehook.daemon import ConsumerRole, Role, SchedulerRole, WorkerRole, run_roles
 from invoker.envelope import JobNotFound, NotCancellable, Status
 from invoker.store import InvocationFilter
 
@@ -70,7 +70,12 @@ def serve(
         app.open_db()
         diff, version = apply_file(config, app.rules_store, app.registry, app.settings)
         typer.echo(f"applied {config}: rules version {version} ({diff.summary()})")
-    roles: list[Role] = [WorkerRole(app), ConsumerRole(app), ApiRole(app, host=host, port=port)]
+    roles: list[Role] = [
+        WorkerRole(app),
+        ConsumerRole(app),
+        SchedulerRole(app),
+        ApiRole(app, host=host, port=port),
+    ]
     sys.exit(run_roles(app, roles, "serve"))
 
 

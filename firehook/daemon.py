@@ -24,7 +24,7 @@ from triggers.consumer import EventConsumer
 from triggers.matching import Matcher
 from triggers.skips import SkipLog
 
-__all__ = ["ConsumerRole", "Role", "WorkerRole", "run_roles"]
+__all__ = ["ConsumerRole", "Role", "SchedulerRole", "WorkerRole", "run_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,42 @@ class ConsumerRole:
         return (
             f"{stats.get('events', 0)} event(s), {stats.get('runs', 0)} run(s) queued, "
             f"{stats.get('dead_lettered', 0)} dead-lettered"
+        )
+
+
+class SchedulerRole:
+    """The cron scheduler and, with it, retention of old runs."""
+
+    name = "scheduler"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def start(self) -> None:
+        self.app.open_db()
+        self.app.scheduler.start()
+        if self.app.settings.retention.enabled:
+            self.app.retention.start()
+        log.info(
+            "scheduler: default time zone %s, lead %.1fs, retention %s",
+            self.app.settings.timezone,
+            self.app.settings.scheduler.lead.total_seconds(),
+            "on" if self.app.settings.retention.enabled else "off",
+        )
+
+    def stop(self, grace: timedelta) -> None:
+        self.app.retention.stop()
+        self.app.scheduler.stop()
+
+    @property
+    def running(self) -> bool:
+        return self.app.scheduler.running
+
+    def summary(self) -> str:
+        s, r = self.app.scheduler, self.app.retention
+        return (
+            f"{s.fired} run(s) queued, {s.skipped + s.rejected} tick(s) not run, "
+            f"{r.deleted_total} old run(s) deleted"
         )
 
 

@@ -7,6 +7,7 @@ starts the pool.  Commands that only read records call :meth:`App.open_db` inste
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from types import TracebackType
 
 from sqlmodel import SQLModel
@@ -107,7 +108,9 @@ class App:
             self.worker.stop()
         if self.listener is not None:
             self.listener.stop()
-        self.pool.close()
+        # the roles have drained by now (runs finished or released, requests answered):
+        # what still runs in the pool was given up, so a short wait is enough
+        self.pool.close(grace=timedelta(seconds=1))
         self.engine.dispose()
 
     def __enter__(self) -> App:

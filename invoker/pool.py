@@ -53,12 +53,14 @@ class RunResult:
 
 
 class _Worker:
-    __slots__ = ("conn", "process", "tasks")
+    __slots__ = ("_kill_lock", "_killed", "conn", "process", "tasks")
 
     def __init__(self, process: BaseProcess, conn: Connection) -> None:
         self.process = process
         self.conn = conn
         self.tasks = 0
+        self._killed = False
+        self._kill_lock = threading.Lock()
 
     @property
     def pid(self) -> int:
@@ -66,6 +68,11 @@ class _Worker:
         return self.process.pid
 
     def kill(self) -> None:
+        """Kill the worker's process group and close its pipe, once (any thread may call)."""
+        with self._kill_lock:
+            if self._killed:
+                return
+            self._killed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):

@@ -50,13 +50,19 @@ def _fingerprint(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+# CPython 3.11 can fail ast.parse run from several threads at once ("AST constructor
+# recursion depth mismatch"); every registry in the process takes turns.
+_PARSE_LOCK = threading.Lock()
+
+
 def _check_source(path: Path) -> str | None:
     try:
         source = path.read_bytes()
     except OSError as e:
         return f"cannot read {path.name}: {e.strerror}"
     try:
-        tree = ast.parse(source, filename=str(path))
+        with _PARSE_LOCK:
+            tree = ast.parse(source, filename=str(path))
     except SyntaxError as e:
         return f"SyntaxError: {e.msg} ({path.name}, line {e.lineno})"
     except ValueError as e:  # null bytes

@@ -210,3 +210,61 @@ def test_an_order_still_unpaid_is_cancelled_and_a_paid_one_left_alone(
     assert cancel_unpaid.main(order_event({"id": 999, "status": "unpaid"}))["action"] == (
         "not found"
     )
+
+
+def test_orders_still_unpaid_30_minutes_after_creation_are_cancelled_end_to_end(
+    shop: Path, shop_app: tuple[App, FakeClock], tmp_path: Path
+) -> None:
+    """createOrder -> an orders.on_create event through the broker -> the consumer queues
+    cancelUnpaidOrder 30 minutes out -> time moves forward -> the worker runs it."""
+    import threading
+    import time
+
+    from triggers.broker import connect
+    from triggers.consumer import EventConsumer
+    from triggers.events import change_event
+    from triggers.matching import Matcher
+    from triggers.publisher import Publisher
+
+    app, clock = shop_app
+    broker = f"sqla+sqlite:///{tmp_path / 'events.db'}"
+    consumer = EventConsumer(
+        connect(broker), app.dispatcher, Matcher(app.rules.current), app.settings.triggers
+    )
+    thread = threading.Thread(target=consumer.run_until_stopped)
+    thread.start()
+    try:
+        orders = []
+        for customer in ("bob", "eve"):
+            created = app.dispatcher.run_sync(InvokeRequest("createOrder", {"customer": customer}))
+            assert created.envelope.ok, created.envelope
+            orders.append(created.envelope.data["after"])
+        eve = orders[1]
+        with Publisher(broker) as pub:
+            pub.publish_many([change_event("orders", "on_create", after=o) for o in orders])
+        deadline = time.monotonic() + 20
+        while len(app.store.find(InvocationFilter(function="cancelUnpaidOrder"))) < 2:
+            assert time.monotonic() < deadline, "the consumer did not queue the two runs"
+            time.sleep(0.05)
+    finally:
+        consumer.should_stop = True
+        thread.join(10)
+    paid = app.dispatcher.run_sync(InvokeRequest("payOrder", {"id": eve["id"]}))
+    assert paid.envelope.ok, paid.envelope
+    worker = Worker(app.dispatcher, app.settings.worker)
+    clock.now += timedelta(minutes=29, seconds=59)
+    assert worker.run_due() == 0  # not before its time
+    clock.now += timedelta(seconds=2)
+    assert worker.run_due() == 2
+    runs = {
+        r.params["after"]["customer"]: r
+        for r in app.store.find(InvocationFilter(function="cancelUnpaidOrder"))
+    }
+    assert runs["bob"].status == runs["eve"].status == "fulfilled"
+    assert runs["bob"].result["action"] == "cancelled"
+    assert runs["eve"].result["action"] == "left alone (paid)"
+    assert runs["bob"].event_type == "trigger" and runs["bob"].source == "cancel-unpaid-orders"
+    assert query(shop / "shop.db", "SELECT customer, status FROM orders ORDER BY id") == [
+        ("bob", "cancelled"),
+        ("eve", "paid"),
+    ]

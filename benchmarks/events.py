@@ -22,10 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-from _common import header
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from sqlalchemy import text
 
+from benchmarks._common import header
 from config import Settings, create_db_engine
 from config.loader import parse_config
 from firehook.app import App

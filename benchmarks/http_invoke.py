@@ -11,6 +11,9 @@ p99 under 10 ms, faster than a Celery ``delay().get()`` round trip (p50 3.3 ms, 
 
 from __future__ import annotations
 
+import _pathfix  # noqa: F401  (first: benchmarks/queue.py shadows the stdlib)
+
+# isort: split
 import argparse
 import http.client
 import importlib.util
@@ -24,12 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import httpx
-from _common import Figures, header, measure, table
 from fastapi import FastAPI, Request
+
+from benchmarks._common import Figures, header, measure, table
 
 TRIVIAL = "def main(event):\n    return {'ok': True, 'echo': event.data}\n"
 CLIENT_ID = "bench-client"

@@ -18,11 +18,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import Figures, header, measure, table
-
+from benchmarks._common import Figures, header, measure, table
 from config import Settings
 from firehook.app import App
 from invoker.dispatch import InvokeRequest

@@ -29,9 +29,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import header
 from sqlalchemy import text
 
+from benchmarks._common import header
 from config import Settings, create_db_engine
 from firehook.app import App
 from invoker.dispatch import InvokeRequest

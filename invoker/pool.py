@@ -16,8 +16,11 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -93,6 +96,27 @@ def _death_reason(worker: _Worker) -> str:
             name = str(-code)
         return f"the worker process was killed by {name}"
     return f"the worker process exited with code {code} while running the function"
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a worker without multiprocessing re-running the parent's ``__main__`` in it.
+
+    forkserver and spawn children import the parent's main script again (as ``__mp_main__``):
+    an application script without an ``if __name__ == "__main__"`` guard would run again in
+    every worker, and one that cannot be imported there would kill it.  Workers never need it
+    (they load functions from their files), so the main module is hidden while one starts.
+    """
+    with _MAIN_LOCK:
+        real = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = real
 
 
 class Pool:
@@ -297,6 +321,10 @@ class Pool:
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        with _main_module_hidden():
+            return self._start(parent_conn, child_conn)
+
+    def _start(self, parent_conn: Connection, child_conn: Connection) -> _Worker:
         process = self._ctx.Process(
             target=_child.serve,
             args=(child_conn, str(self.functions_dir.resolve()), self.memory_limit_mb),

@@ -284,3 +284,28 @@ def test_firehook_invoke_from_python(db_url: str, functions_dir: Path, tmp_path:
         ("hello", "function", "fulfilled"),
         ("hello", "function", "waiting"),
     ]
+
+
+def test_a_script_without_a_main_guard_can_call_invoke(
+    db_url: str, functions_dir: Path, tmp_path: Path
+) -> None:
+    """Pool workers must not re-run the caller's script (multiprocessing's default)."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import json\n"
+        "from firehook import invoke\n"
+        "print('top level ran', flush=True)\n"
+        "print(json.dumps(invoke('hello', {'name': 'script'})), flush=True)\n"
+    )
+    env = settings_env(db_url, functions_dir)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("top level ran") == 1
+    assert '"data": "hello script"' in result.stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection, Exchange, Producer
+from sqlalchemy import text
 
 from config import Settings
 from config.loader import parse_config
@@ -190,6 +191,35 @@ def test_a_filtered_event_runs_only_the_rules_that_match(rig: Rig) -> None:
     assert [r.source for r in rig.runs()] == ["audit-orders"]
     stats = rig.consumer.consumer.stats  # type: ignore[union-attr]
     assert stats["filtered"] == 1 and stats["unmatched"] == 1 and len(rows) == 1
+
+
+def test_skipped_events_are_recorded_with_the_reason_when_asked(
+    functions_dir: Path, tmp_path: Path
+) -> None:
+    rig = Rig(f"sqla+sqlite:///{tmp_path / 'events.db'}", functions_dir, tmp_path)
+    rig.app.settings.triggers.record_skipped = True
+    try:
+        rig.start_consumer()
+        paid = change_event("orders", "on_create", after={"id": 1, "status": "paid"})
+        stray = change_event("nobody_listens", "on_create", after={"id": 2})
+        rig.publisher.publish_many([paid, stray])
+        rig.wait_runs(1)
+        deadline = time.monotonic() + 10
+        rows: list = []
+        while time.monotonic() < deadline and len(rows) < 2:
+            with rig.app.engine.connect() as conn:
+                rows = conn.execute(
+                    text("SELECT event_id, trigger, reason FROM trigger_skip")
+                ).all()
+            time.sleep(0.05)
+        reasons = {(r[0], r[1]): r[2] for r in rows}
+        assert (
+            reasons[(paid.id, "notify-unpaid")]
+            == "filtered out: status is 'paid', wanted = 'unpaid'"
+        )
+        assert reasons[(stray.id, None)] == "no rule listens to nobody_listens.on_create"
+    finally:
+        rig.stop()
 
 
 def test_a_rule_delay_makes_a_run_due_later(rig: Rig) -> None:

@@ -1,1 +1,18 @@
-"""triggers: see DESIGN.md; filled in by its own issue."""
+"""Data-change events: the event schema, publishing, conditions, and the consumer.
+
+``triggers.publish("orders", "on_create", after={...})`` publishes one record change;
+``triggers.Publisher(url)`` publishes many over one connection.
+"""
+
+from triggers.events import CloudEvent, InvalidEvent, change_event, hook_event
+from triggers.publisher import Publisher, PublishError, publish
+
+__all__ = [
+    "CloudEvent",
+    "InvalidEvent",
+    "PublishError",
+    "Publisher",
+    "change_event",
+    "hook_event",
+    "publish",
+]

@@ -19,6 +19,7 @@ from config.http_settings import AdminSettings, AuthSettings, HttpSettings
 
 __all__ = [
     "InvokerSettings",
+    "MetricsSettings",
     "RetentionSettings",
     "SchedulerSettings",
     "Settings",
@@ -103,6 +104,18 @@ class SchedulerSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """``/metrics``, ``/healthz`` and ``/readyz`` of the roles without the HTTP API."""
+
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="listen here; 0 = a free port; unset = off"
+    )
+    host: str = "127.0.0.1"
+    check_timeout: Duration = Field(
+        default=timedelta(seconds=2), gt=timedelta(0), description="per /readyz check"
+    )
+
+
 class RetentionSettings(BaseModel):
     """How long finished runs are kept, per status; 0 keeps them forever."""
 
@@ -158,6 +171,8 @@ class Settings(BaseSettings):
     retry: RetryPolicy = RetryPolicy()
     scheduler: SchedulerSettings = SchedulerSettings()
     retention: RetentionSettings = RetentionSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log_format: Literal["text", "json"] = "text"
     functions: dict[str, FunctionOptions] = {}
     http: HttpSettings = HttpSettings()
     auth: AuthSettings = AuthSettings()

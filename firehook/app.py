@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 
 from config import FunctionOptions, Settings, create_db_engine, ensure_schema, is_sqlite
 from config.rules import RulesStore, RulesView
+from firehook.metrics import Health, Metrics
 from invoker.dispatch import Dispatcher
 from invoker.pool import Pool
 from invoker.queue import Queue
@@ -51,8 +52,13 @@ class App:
         )
         self.store = InvocationStore(self.engine)
         self.wakeup = Wakeup()
+        self.metrics = Metrics()
+        self.metrics.watch_queue(self.engine)
         self.queue = Queue(
-            self.engine, on_enqueue=self.wakeup.notify, notify_within=s.worker.poll_interval
+            self.engine,
+            on_enqueue=self.wakeup.notify,
+            notify_within=s.worker.poll_interval,
+            observer=self.metrics,
         )
         self.dispatcher = Dispatcher(
             self.registry,
@@ -75,6 +81,11 @@ class App:
         )
         self.retention = Retention(self.engine, s.retention)
         self._db_ready = False
+
+    def health(self, *, broker: bool) -> Health:
+        """Readiness checks of the database and, with ``broker``, of the events broker."""
+        s = self.settings
+        return Health(self.engine, s.broker_url if broker else None, s.metrics.check_timeout)
 
     def function_options(self, name: str) -> FunctionOptions:
         """Options from the applied config file, else from settings, else defaults."""

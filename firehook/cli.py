@@ -25,6 +25,7 @@ from firehook.cli_common import (
     load_settings,
     parse_time,
 )
+from firehook.logfmt import setup_logging
 from firehook.templates import CONFIG, HELLO_WORLD
 from invoker.dispatch import InvokeRequest
 from invoker.envelope import InvokeError, Status
@@ -42,7 +43,11 @@ def _root(
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         fail(f"unknown log level {log_level!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        fmt = load_settings().log_format
+    except ConfigError:
+        fmt = "text"  # the command itself reports the bad setting
+    setup_logging(level, fmt)
 
 
 @app.command()

@@ -11,7 +11,14 @@ import typer
 from firehook.app import App
 from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings, parse_time
-from firehook.daemon import ConsumerRole, Role, SchedulerRole, WorkerRole, run_roles
+from firehook.daemon import (
+    ConsumerRole,
+    Role,
+    SchedulerRole,
+    WorkerRole,
+    run_roles,
+    with_status,
+)
 from invoker.envelope import JobNotFound, NotCancellable, Status
 from invoker.store import InvocationFilter
 
@@ -29,7 +36,7 @@ def _usage(message: str) -> UsageError:
 def worker() -> None:
     """Run the queue worker: claim due runs and run them, until SIGTERM."""
     app = _app()
-    sys.exit(run_roles(app, [WorkerRole(app)], "worker"))
+    sys.exit(run_roles(app, with_status(app, [WorkerRole(app)], broker=False), "worker"))
 
 
 HostOption = Annotated[
@@ -43,7 +50,7 @@ PortOption = Annotated[
 def consumer() -> None:
     """Run the event consumer: turn broker events into queued runs, until SIGTERM."""
     app = _app()
-    sys.exit(run_roles(app, [ConsumerRole(app)], "consumer"))
+    sys.exit(run_roles(app, with_status(app, [ConsumerRole(app)], broker=True), "consumer"))
 
 
 def api(host: HostOption = None, port: PortOption = None) -> None:

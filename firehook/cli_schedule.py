@@ -13,7 +13,7 @@ from config.db import utcnow
 from config.model import ScheduleSpec
 from firehook.app import App
 from firehook.cli_common import load_settings
-from firehook.daemon import SchedulerRole, run_roles
+from firehook.daemon import SchedulerRole, run_roles, with_status
 from scheduler.cron import CronError, CronSchedule
 from scheduler.ticks import StateStore
 
@@ -23,7 +23,7 @@ __all__ = ["register"]
 def scheduler() -> None:
     """Run a cron scheduler until SIGTERM (run as many as you like: all active, no duplicates)."""
     app = App(load_settings())
-    sys.exit(run_roles(app, [SchedulerRole(app)], "scheduler"))
+    sys.exit(run_roles(app, with_status(app, [SchedulerRole(app)], broker=False), "scheduler"))
 
 
 def _compact(value: timedelta) -> str:

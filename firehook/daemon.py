@@ -24,7 +24,7 @@ from triggers.consumer import EventConsumer
 from triggers.matching import Matcher
 from triggers.skips import SkipLog
 
-__all__ = ["ConsumerRole", "Role", "SchedulerRole", "WorkerRole", "run_roles"]
+__all__ = ["ConsumerRole", "Role", "SchedulerRole", "WorkerRole", "run_roles", "with_status"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class ConsumerRole:
             target=self.consumer.run_until_stopped, name="firehook-consumer"
         )
         self._thread.start()
+        consumer = self.consumer
+        self.app.metrics.watch_counters("consumer", "Event consumer", lambda: dict(consumer.stats))
         log.info("consumer: broker %s, batch %d", conn.as_uri(), s.triggers.batch_size)
 
     def stop(self, grace: timedelta) -> None:
@@ -128,6 +130,17 @@ class SchedulerRole:
         self.app.scheduler.start()
         if self.app.settings.retention.enabled:
             self.app.retention.start()
+        sched, retention = self.app.scheduler, self.app.retention
+        self.app.metrics.watch_counters(
+            "scheduler",
+            "Scheduler ticks",
+            lambda: {
+                "fired": sched.fired,
+                "skipped": sched.skipped,
+                "rejected": sched.rejected,
+                "retention_deleted": retention.deleted_total,
+            },
+        )
         log.info(
             "scheduler: default time zone %s, lead %.1fs, retention %s",
             self.app.settings.timezone,
@@ -149,6 +162,16 @@ class SchedulerRole:
             f"{s.fired} run(s) queued, {s.skipped + s.rejected} tick(s) not run, "
             f"{r.deleted_total} old run(s) deleted"
         )
+
+
+def with_status(app: App, roles: list[Role], *, broker: bool) -> list[Role]:
+    """``roles`` with the metrics/health listener first, if ``FIREHOOK_METRICS__PORT`` is set."""
+    m = app.settings.metrics
+    if m.port is None:
+        return roles
+    from firehook.status_http import StatusRole
+
+    return [StatusRole(app.metrics, app.health(broker=broker), m.host, m.port), *roles]
 
 
 def run_roles(app: App, roles: Sequence[Role], title: str) -> int:

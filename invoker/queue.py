@@ -32,6 +32,7 @@ from invoker.envelope import (
     RunError,
     Status,
 )
+from invoker.observe import NullObserver, RunObserver
 from invoker.pg_bulk import finish_runs
 from invoker.records import invocation_table as t
 from invoker.records import new_job_id
@@ -133,8 +134,10 @@ class Queue:
         clock: Callable[[], datetime] = utcnow,
         on_enqueue: Callable[[], None] | None = None,
         notify_within: timedelta = timedelta(seconds=1),
+        observer: RunObserver | None = None,
     ) -> None:
         self.engine = engine
+        self.observer: RunObserver = observer or NullObserver()
         self.clock = clock
         self.on_enqueue = on_enqueue
         # idle workers look for work at least this often (their poll interval), so runs due
@@ -208,6 +211,8 @@ class Queue:
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not claim runs: {e}") from e
         claimed = sorted((Claimed.from_row(r) for r in rows), key=lambda c: (c.due_at, c.id))
+        for c in claimed:
+            self.observer.claimed(c.event_type, (now - c.due_at).total_seconds())
         return claimed
 
     def renew(self, owner: str, ids: Iterable[str], lease: timedelta) -> set[str]:
@@ -286,6 +291,11 @@ class Queue:
                         _notify(conn)
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not record finished runs: {e}") from e
+        for c, row in zip(done, finished, strict=True):
+            if row["id"] in updated:
+                self.observer.finished(c.run.function, row["status"], c.duration.total_seconds())
+                if row["id"] in pending_retries:
+                    self.observer.retried(c.run.function)
         if lost:
             log.warning("lease lost before completion, result discarded: %s", ", ".join(lost))
         return lost
@@ -349,6 +359,7 @@ class Queue:
                 if not rows:
                     return 0
                 retries = []
+                outcomes: list[tuple[str, str, bool]] = []
                 for row in rows:
                     run = Claimed.from_row(row)
                     policy = policy_for(run.function)
@@ -363,6 +374,7 @@ class Queue:
                         retries.append(retry)
                         note = "next: " + retry["note"]
                         status = Status.WORKER_LOST
+                    outcomes.append((run.function, status.value, note is not None))
                     conn.execute(
                         update(t)
                         .where(t.c.id == run.id, t.c.status == EXECUTING)
@@ -382,6 +394,10 @@ class Queue:
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not take over expired runs: {e}") from e
         log.warning("took over %d run(s) whose worker stopped renewing its lease", len(rows))
+        for function, status_value, retried in outcomes:
+            self.observer.finished(function, status_value, None)
+            if retried:
+                self.observer.retried(function)
         if retries and self.on_enqueue is not None:
             self.on_enqueue()
         return len(rows)

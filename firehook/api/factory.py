@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from firehook.api import events, mincloud, rest, signin
+from firehook.api import events, health, mincloud, rest, signin
 from firehook.api.context import JOB_HEADER, ApiContext
 from firehook.api.errors import CatchAll, install_error_handlers
 from firehook.api.limits import BodyLimit
@@ -45,6 +45,7 @@ def create_api(app: App) -> FastAPI:
     api.include_router(signin.router(ctx))
     api.include_router(rest.router(ctx))
     api.include_router(events.router(ctx))
+    api.include_router(health.router(app))
     http = app.settings.http
     api.add_middleware(CatchAll)  # innermost of ours: a 500 still gets CORS headers
     api.add_middleware(BodyLimit, max_bytes=http.max_body_bytes)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -121,10 +123,21 @@ def scrape(base_url: str) -> dict[str, float]:
     return out
 
 
-def fresh_rabbit() -> str:
-    """The real RabbitMQ (fails in CI, skips locally when absent), its firehook queues purged."""
-    from tests.test_triggers import _purge, _reachable
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextmanager
+def rabbit_vhost() -> Iterator[str]:
+    """The real RabbitMQ on a vhost of its own (other test sessions share the broker):
+    fails in CI, skips locally when RabbitMQ is absent; the vhost is deleted afterwards."""
+    from tests.test_triggers import _reachable
 
     _reachable(RABBIT)
-    _purge(RABBIT)
-    return RABBIT
+    vhost = f"firehook-test-{secrets.token_hex(4)}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)

@@ -27,7 +27,7 @@ from firehook.status_http import StatusRole
 from invoker.dispatch import InvokeRequest
 from invoker.store import InvocationFilter
 from tests.api_support import serving
-from tests.roles import RoleProcess, fresh_rabbit, role_env, scrape, wait_for
+from tests.roles import RoleProcess, rabbit_vhost, role_env, scrape, wait_for
 from triggers.broker import connect, events_queue
 from triggers.events import change_event
 from triggers.publisher import Publisher
@@ -93,37 +93,43 @@ def test_a_worker_serves_health_and_its_metrics_move_after_work(
 def test_a_consumer_counts_events_and_dead_letters_and_the_queue_depth_grows(
     app: App, postgres_url: str, functions_dir: Path, tmp_path: Path
 ) -> None:
-    rabbit = fresh_rabbit()
     app.rules_store.apply(parse_config(textwrap.dedent(RULES)).config, "test")
-    env = role_env(postgres_url, functions_dir, FIREHOOK_METRICS__PORT="0")
-    consumer = RoleProcess("consumer", env, tmp_path)
-    try:
-        url = consumer.metrics_url
-        assert url is not None
-        assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}  # database and broker
-        with Publisher(rabbit) as pub:
-            for i in range(10):
-                pub.publish(change_event("orders", "on_create", after={"id": i}))
-        with connect(rabbit) as conn:
-            producer = Producer(conn.default_channel, exchange=Exchange("firehook.events", "topic"))
-            for body in (b"{not json", b'{"specversion": "1.0"}'):
-                producer.publish(body, routing_key="orders.on_create", declare=[events_queue()])
+    with rabbit_vhost() as rabbit:
+        env = role_env(
+            postgres_url, functions_dir, FIREHOOK_METRICS__PORT="0", FIREHOOK_BROKER_URL=rabbit
+        )
+        consumer = RoleProcess("consumer", env, tmp_path)
+        try:
+            _count_events_and_dead_letters(consumer, rabbit)
+        finally:
+            assert consumer.stop() == 0
 
-        def counted() -> bool:
-            m = scrape(url)
-            return (
-                m.get("firehook_consumer_events_total") == 10
-                and m.get("firehook_consumer_dead_lettered_total") == 2
-            )
 
-        wait_for(counted, 30, "the consumer's counters")
+def _count_events_and_dead_letters(consumer: RoleProcess, rabbit: str) -> None:
+    url = consumer.metrics_url
+    assert url is not None
+    assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}  # database and broker
+    with Publisher(rabbit) as pub:
+        for i in range(10):
+            pub.publish(change_event("orders", "on_create", after={"id": i}))
+    with connect(rabbit) as conn:
+        producer = Producer(conn.default_channel, exchange=Exchange("firehook.events", "topic"))
+        for body in (b"{not json", b'{"specversion": "1.0"}'):
+            producer.publish(body, routing_key="orders.on_create", declare=[events_queue()])
+
+    def counted() -> bool:
         m = scrape(url)
-        print({k: v for k, v in m.items() if k.startswith("firehook_")})
-        assert m["firehook_consumer_runs_total"] == 10
-        assert m["firehook_queue_due"] == 10  # no worker: they wait
-        assert m["firehook_queue_oldest_due_seconds"] > 0
-    finally:
-        assert consumer.stop() == 0
+        return (
+            m.get("firehook_consumer_events_total") == 10
+            and m.get("firehook_consumer_dead_lettered_total") == 2
+        )
+
+    wait_for(counted, 30, "the consumer's counters")
+    m = scrape(url)
+    print({k: v for k, v in m.items() if k.startswith("firehook_")})
+    assert m["firehook_consumer_runs_total"] == 10
+    assert m["firehook_queue_due"] == 10  # no worker: they wait
+    assert m["firehook_queue_oldest_due_seconds"] > 0
 
 
 def test_readyz_says_503_and_why_when_the_database_and_broker_are_away() -> None:

@@ -64,3 +64,13 @@ class FunctionOptions(BaseModel):
     timeout: Duration | None = Field(default=None, gt=timedelta(0))
     retry: RetryPolicy | None = None
     allow_anonymous: bool | None = None
+    max_concurrency: int | None = Field(
+        default=None, ge=1, description="most runs executing at once over the whole cluster"
+    )
+    rate: float | None = Field(
+        default=None, gt=0, description="most runs started per second over the whole cluster"
+    )
+
+    @property
+    def limited(self) -> bool:
+        return self.max_concurrency is not None or self.rate is not None

@@ -59,6 +59,7 @@ class App:
             on_enqueue=self.wakeup.notify,
             notify_within=s.worker.poll_interval,
             observer=self.metrics,
+            limits=self.function_limits,
         )
         self.dispatcher = Dispatcher(
             self.registry,
@@ -86,6 +87,12 @@ class App:
         """Readiness checks of the database and, with ``broker``, of the events broker."""
         s = self.settings
         return Health(self.engine, s.broker_url if broker else None, s.metrics.check_timeout)
+
+    def function_limits(self) -> dict[str, FunctionOptions]:
+        """Functions with a ``max_concurrency`` or a ``rate`` (applied config over settings)."""
+        applied = self.rules.current().functions if self._db_ready else {}
+        merged = {**self.settings.functions, **applied}
+        return {name: o for name, o in merged.items() if o.limited}
 
     def function_options(self, name: str) -> FunctionOptions:
         """Options from the applied config file, else from settings, else defaults."""

@@ -10,7 +10,7 @@ lease was taken over can no longer be completed by its old owner.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from config.db import is_sqlite, utcnow, write_tx
 from config.errors import DatabaseError
-from config.functions import RetryPolicy
+from config.functions import FunctionOptions, RetryPolicy
 from invoker.envelope import (
     STATUS_FOR_ERROR,
     ErrorType,
@@ -32,6 +32,7 @@ from invoker.envelope import (
     RunError,
     Status,
 )
+from invoker.limits import Limiter
 from invoker.observe import NullObserver, RunObserver
 from invoker.pg_bulk import finish_runs
 from invoker.records import invocation_table as t
@@ -135,6 +136,7 @@ class Queue:
         on_enqueue: Callable[[], None] | None = None,
         notify_within: timedelta = timedelta(seconds=1),
         observer: RunObserver | None = None,
+        limits: Callable[[], Mapping[str, FunctionOptions]] | None = None,
     ) -> None:
         self.engine = engine
         self.observer: RunObserver = observer or NullObserver()
@@ -144,6 +146,7 @@ class Queue:
         # later than this need no NOTIFY: one round trip and the commit-time lock saved
         self.notify_within = notify_within
         self._pg = not is_sqlite(engine)
+        self.limiter = Limiter(limits or dict, self._pg)
 
     # enqueue -----------------------------------------------------------------------------
     def enqueue(self, rows: Sequence[dict[str, Any]]) -> list[Enqueued]:
@@ -184,14 +187,51 @@ class Queue:
 
     # claim, renew, release ---------------------------------------------------------------
     def claim(self, owner: str, limit: int, lease: timedelta) -> list[Claimed]:
-        """Take up to ``limit`` due runs, oldest due first, and mark them ``executing``."""
+        """Take up to ``limit`` due runs, oldest due first, and mark them ``executing``.
+
+        Functions with a ``max_concurrency`` or ``rate`` are claimed apart, within their
+        limits (:mod:`invoker.limits`).
+        """
         now = self.clock()
-        due = (
-            select(t.c.id)
-            .where(t.c.status == WAITING, t.c.due_at <= now)
-            .order_by(t.c.due_at, t.c.id)
-            .limit(limit)
-        )
+        limited = self.limiter.limited()
+        try:
+            with write_tx(self.engine) as conn:
+                rows = self._claim_rows(conn, owner, now, lease, limit, exclude=list(limited))
+            for name, options in limited.items():
+                if len(rows) >= limit:
+                    break
+                with write_tx(self.engine) as conn:
+
+                    def claim_of(c: Connection, n: int, name: str = name) -> list[Any]:
+                        return self._claim_rows(c, owner, now, lease, n, only=name)
+
+                    rows += self.limiter.claim(
+                        conn, name, options, limit - len(rows), now, claim_of
+                    )
+        except SQLAlchemyError as e:
+            raise DatabaseError(f"could not claim runs: {e}") from e
+        claimed = sorted((Claimed.from_row(r) for r in rows), key=lambda c: (c.due_at, c.id))
+        for c in claimed:
+            self.observer.claimed(c.event_type, (now - c.due_at).total_seconds())
+        return claimed
+
+    def _claim_rows(
+        self,
+        conn: Connection,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        *,
+        exclude: Sequence[str] = (),
+        only: str | None = None,
+    ) -> list[Any]:
+        due = select(t.c.id).where(t.c.status == WAITING, t.c.due_at <= now)
+        if exclude:
+            due = due.where(t.c.function.not_in(exclude))
+        if only is not None:
+            due = due.where(t.c.function == only)
+        due = due.order_by(t.c.due_at, t.c.id).limit(limit)
         values = {
             "status": Status.EXECUTING.value,
             "started_at": now,
@@ -205,15 +245,7 @@ class Queue:
         else:
             stmt = update(t).where(t.c.id.in_(due))
         stmt = stmt.values(values).returning(*_CLAIM_COLUMNS)
-        try:
-            with write_tx(self.engine) as conn:
-                rows = conn.execute(stmt).mappings().all()
-        except SQLAlchemyError as e:
-            raise DatabaseError(f"could not claim runs: {e}") from e
-        claimed = sorted((Claimed.from_row(r) for r in rows), key=lambda c: (c.due_at, c.id))
-        for c in claimed:
-            self.observer.claimed(c.event_type, (now - c.due_at).total_seconds())
-        return claimed
+        return list(conn.execute(stmt).mappings().all())
 
     def renew(self, owner: str, ids: Iterable[str], lease: timedelta) -> set[str]:
         """Extend the leases of ``ids``; returns the ids still held (the rest were taken over)."""
@@ -436,12 +468,25 @@ class Queue:
 
     # looking ahead -----------------------------------------------------------------------
     def next_due(self) -> datetime | None:
-        """When the earliest waiting run is due (None when nothing waits)."""
+        """When the earliest waiting run is due (None when nothing waits); a limited
+        function's runs count from when this process will try that function again."""
+        limited = list(self.limiter.limited())
         stmt = select(func.min(t.c.due_at)).where(t.c.status == WAITING)
         with self.engine.connect() as conn:
-            value = conn.execute(stmt).scalar_one_or_none()
-        if isinstance(value, str):  # SQLite's min() loses the column type
-            value = datetime.fromisoformat(value).replace(tzinfo=utcnow().tzinfo)
-        elif isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=utcnow().tzinfo)
-        return value
+            if not limited:
+                return _as_time(conn.execute(stmt).scalar_one_or_none())
+            times = [_as_time(conn.execute(stmt.where(t.c.function.not_in(limited))).scalar())]
+            per_function = select(t.c.function, func.min(t.c.due_at)).where(
+                t.c.status == WAITING, t.c.function.in_(limited)
+            )
+            for name, due in conn.execute(per_function.group_by(t.c.function)).all():
+                times.append(self.limiter.not_before(name, _as_time(due)))
+        return min((x for x in times if x is not None), default=None)
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, str):  # SQLite's min() loses the column type
+        return datetime.fromisoformat(value).replace(tzinfo=utcnow().tzinfo)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=utcnow().tzinfo)
+    return value if isinstance(value, datetime) else None

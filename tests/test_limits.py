@@ -55,14 +55,7 @@ def test_max_concurrency_holds_over_two_workers_and_held_back_runs_wait(
         app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 0.3}))
     wait_for(lambda: [r.status for r in runs(app, "sleepy")] == ["fulfilled"] * 12, 60, "runs")
     rows = runs(app, "sleepy")
-    edges = sorted(
-        [(r.started_at, 1) for r in rows] + [(r.finished_at, -1) for r in rows],
-        key=lambda e: (e[0], e[1]),
-    )
-    most = now = 0
-    for _, step in edges:
-        now += step
-        most = max(most, now)
+    most = max_overlap(rows)
     notes = [r.note for r in rows if r.note and "throttled: max_concurrency 2 reached" in r.note]
     print(
         f"12 runs of 0.3 s, 6 process slots, max_concurrency 2: at most {most} at once, "
@@ -90,3 +83,32 @@ def test_a_rate_holds_over_two_workers(app: App, two_workers: None) -> None:
     assert span >= 2.5  # 5 at once (one second banked), then 5 a second: 3 s
     assert busiest <= 10
     assert notes
+
+
+def max_overlap(rows: list) -> int:  # type: ignore[type-arg]
+    edges = sorted([(r.started_at, 1) for r in rows] + [(r.finished_at, -1) for r in rows])
+    most = now = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_limits_from_settings_hold_on_sqlite_too(tmp_path: Path, functions_dir: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'fh.db'}",
+        functions_dir=functions_dir,
+        functions={"sleepy": {"max_concurrency": 1}},
+    )
+    fh = App(settings, pool_size=3)
+    try:
+        fh.start_worker()
+        for _ in range(4):
+            fh.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 0.2}))
+        fh.dispatcher.enqueue(InvokeRequest("hello"))  # not limited: not held up
+        wait_for(lambda: [r.status for r in runs(fh, "sleepy")] == ["fulfilled"] * 4, 30, "runs")
+        assert max_overlap(runs(fh, "sleepy")) == 1
+        hello = runs(fh, "hello")[0]
+        assert hello.status == "fulfilled" and hello.note is None
+    finally:
+        fh.close()

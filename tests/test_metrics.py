@@ -132,6 +132,33 @@ def _count_events_and_dead_letters(consumer: RoleProcess, rabbit: str) -> None:
     assert m["firehook_queue_oldest_due_seconds"] > 0
 
 
+EVERY_SECOND = """
+version: 1
+schedules:
+  - name: tick
+    cron: "*/1 * * * * *"
+    invoke: hello
+"""
+
+
+@pytest.mark.postgres
+def test_a_scheduler_serves_health_and_counts_its_ticks(
+    app: App, postgres_url: str, functions_dir: Path, tmp_path: Path
+) -> None:
+    app.rules_store.apply(parse_config(textwrap.dedent(EVERY_SECOND)).config, "test")
+    env = role_env(postgres_url, functions_dir, FIREHOOK_METRICS__PORT="0")
+    scheduler = RoleProcess("scheduler", env, tmp_path)
+    try:
+        url = scheduler.metrics_url
+        assert url is not None
+        assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}  # the database only
+        wait_for(lambda: scrape(url).get("firehook_scheduler_fired_total", 0) >= 3, 20, "ticks")
+        m = scrape(url)
+        assert m["firehook_queue_due"] + m["firehook_queue_executing"] >= 1  # no worker runs
+    finally:
+        assert scheduler.stop() == 0
+
+
 def test_readyz_says_503_and_why_when_the_database_and_broker_are_away() -> None:
     engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
     health = Health(engine, "amqp://guest:guest@127.0.0.1:1//", timedelta(seconds=2))

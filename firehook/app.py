@@ -74,6 +74,9 @@ class App:
         self.listener = None if is_sqlite(self.engine) else PgListener(self.engine, self.wakeup)
         self.rules_store = RulesStore(self.engine)
         self.rules = RulesView(self.rules_store)
+        # the workers' own view: their claim loop reads it constantly, and must not pin the
+        # shared view (API, consumer) to what it saw before the first rules were applied
+        self._limits_view = RulesView(self.rules_store)
         self.scheduler = Scheduler(
             self.dispatcher,
             RulesView(self.rules_store, refresh=s.scheduler.refresh),
@@ -90,7 +93,7 @@ class App:
 
     def function_limits(self) -> dict[str, FunctionOptions]:
         """Functions with a ``max_concurrency`` or a ``rate`` (applied config over settings)."""
-        applied = self.rules.current().functions if self._db_ready else {}
+        applied = self._limits_view.current().functions if self._db_ready else {}
         merged = {**self.settings.functions, **applied}
         return {name: o for name, o in merged.items() if o.limited}
 

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, literal_column, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.elements import ColumnElement
 
 from config.db import is_sqlite, utcnow, write_tx
 from config.errors import DatabaseError
 from config.functions import FunctionOptions, RetryPolicy
+from invoker.claims import (
+    CLAIM_COLUMNS,
+    EXECUTING,
+    WAITING,
+    Claimed,
+    Completion,
+    Enqueued,
+    claim_rows,
+)
 from invoker.envelope import (
     STATUS_FOR_ERROR,
     ErrorType,
@@ -43,68 +50,6 @@ __all__ = ["NOTIFY_CHANNEL", "Claimed", "Completion", "Enqueued", "Queue"]
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "firehook_invocation"
-# literals, not parameters, so the planner can use the partial indexes on status
-WAITING: ColumnElement[str] = literal_column("'waiting'")
-EXECUTING: ColumnElement[str] = literal_column("'executing'")
-
-_CLAIM_COLUMNS = (
-    t.c.id,
-    t.c.root_id,
-    t.c.function,
-    t.c.event_type,
-    t.c.source,
-    t.c.attempt,
-    t.c.max_attempts,
-    t.c.timeout_ms,
-    t.c.params,
-    t.c.request,
-    t.c.caller_user_id,
-    t.c.due_at,
-    t.c.created_at,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A run a worker holds the lease on."""
-
-    id: str
-    root_id: str
-    function: str
-    event_type: str
-    source: str | None
-    attempt: int
-    max_attempts: int
-    timeout_ms: int
-    params: Any
-    request: dict[str, Any] | None
-    caller_user_id: str | None
-    due_at: datetime
-    created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: RowMapping) -> Claimed:
-        return cls(**{c.name: row[c.name] for c in _CLAIM_COLUMNS})
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """What running a claimed run produced."""
-
-    run: Claimed
-    result: Any
-    error: RunError | None
-    logs: str
-    started_at: datetime
-    duration: timedelta
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueued:
-    job_id: str
-    created: bool  # False: the idempotency key named a run that already existed
-    status: str
-    due_at: datetime
 
 
 def _notify(conn: Connection) -> None:
@@ -196,14 +141,14 @@ class Queue:
         limited = self.limiter.limited()
         try:
             with write_tx(self.engine) as conn:
-                rows = self._claim_rows(conn, owner, now, lease, limit, exclude=list(limited))
+                rows = claim_rows(conn, self._pg, owner, now, lease, limit, exclude=list(limited))
             for name, options in limited.items():
                 if len(rows) >= limit:
                     break
                 with write_tx(self.engine) as conn:
 
                     def claim_of(c: Connection, n: int, name: str = name) -> list[Any]:
-                        return self._claim_rows(c, owner, now, lease, n, only=name)
+                        return claim_rows(c, self._pg, owner, now, lease, n, only=name)
 
                     rows += self.limiter.claim(
                         conn, name, options, limit - len(rows), now, claim_of
@@ -214,38 +159,6 @@ class Queue:
         for c in claimed:
             self.observer.claimed(c.event_type, (now - c.due_at).total_seconds())
         return claimed
-
-    def _claim_rows(
-        self,
-        conn: Connection,
-        owner: str,
-        now: datetime,
-        lease: timedelta,
-        limit: int,
-        *,
-        exclude: Sequence[str] = (),
-        only: str | None = None,
-    ) -> list[Any]:
-        due = select(t.c.id).where(t.c.status == WAITING, t.c.due_at <= now)
-        if exclude:
-            due = due.where(t.c.function.not_in(exclude))
-        if only is not None:
-            due = due.where(t.c.function == only)
-        due = due.order_by(t.c.due_at, t.c.id).limit(limit)
-        values = {
-            "status": Status.EXECUTING.value,
-            "started_at": now,
-            "lease_owner": owner,
-            "lease_expires_at": now + lease,
-        }
-        if self._pg:
-            picked = due.with_for_update(skip_locked=True, key_share=True).cte("picked")
-            picked = picked.prefix_with("MATERIALIZED")
-            stmt = update(t).where(t.c.id == picked.c.id)
-        else:
-            stmt = update(t).where(t.c.id.in_(due))
-        stmt = stmt.values(values).returning(*_CLAIM_COLUMNS)
-        return list(conn.execute(stmt).mappings().all())
 
     def renew(self, owner: str, ids: Iterable[str], lease: timedelta) -> set[str]:
         """Extend the leases of ``ids``; returns the ids still held (the rest were taken over)."""
@@ -382,9 +295,9 @@ class Queue:
         if self._pg:
             picked = expired.with_for_update(skip_locked=True).cte("expired")
             picked = picked.prefix_with("MATERIALIZED")
-            select_stmt = select(*_CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id == picked.c.id)
+            select_stmt = select(*CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id == picked.c.id)
         else:
-            select_stmt = select(*_CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id.in_(expired))
+            select_stmt = select(*CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id.in_(expired))
         try:
             with write_tx(self.engine) as conn:
                 rows = conn.execute(select_stmt).mappings().all()

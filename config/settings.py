@@ -63,8 +63,15 @@ class WorkerSettings(BaseModel):
 
 
 class TriggerSettings(BaseModel):
-    """The event consumer (``firehook consumer``)."""
+    """The event consumer (``firehook consumer``) and publishers."""
 
+    exchange: str = Field(default="firehook.events", min_length=1, max_length=200)
+    queue: str = Field(
+        default="firehook.events",
+        min_length=1,
+        max_length=200,
+        description="the consumers' queue; dead letters go to <queue>.dead",
+    )
     batch_size: int = Field(default=200, ge=1, le=5000, description="events per transaction")
     flush_interval: Duration = Field(
         default=timedelta(milliseconds=20), gt=timedelta(0), description="longest a batch waits"

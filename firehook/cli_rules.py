@@ -14,7 +14,7 @@ from firehook.app import App
 from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings
 from triggers.events import InvalidEvent, change_event
-from triggers.publisher import Publisher
+from triggers.publisher import Publisher, topology_for
 
 __all__ = ["register"]
 
@@ -114,7 +114,8 @@ def emit(
         )
     except InvalidEvent as e:
         raise UsageError(str(e)) from None
-    with Publisher(load_settings().broker_url) as pub:
+    settings = load_settings()
+    with Publisher(settings.broker_url, topology_for(settings.triggers)) as pub:
         pub.publish(ev)
     typer.echo(ev.id)
     typer.echo(f"published {ev.routing_key}", err=True)

@@ -232,12 +232,12 @@ class Pool:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            worker = self._acquire(None if wait_for_worker else self.acquire_timeout)
+            wait = None if wait_for_worker else self.acquire_timeout
+            worker = self._acquire_and_send(("run", spec), wait)
         except queue.Empty:
             message = f"no worker free within {self.acquire_timeout.total_seconds():g}s"
             return self._failed(ErrorType.REJECTED, message, started, t0)
         try:
-            worker.conn.send(("run", spec))
             if not worker.conn.poll(timeout.total_seconds()):
                 self._replace(worker)
                 message = (
@@ -263,11 +263,10 @@ class Pool:
         """Import the function in a worker; the load error, or None when it loads."""
         spec = {"name": info.name, "path": str(info.path), "is_package": info.is_package}
         try:
-            worker = self._acquire(self.acquire_timeout)
+            worker = self._acquire_and_send(("check", spec), self.acquire_timeout)
         except queue.Empty:
             return "no worker free to check it"
         try:
-            worker.conn.send(("check", spec))
             if not worker.conn.poll(timeout.total_seconds()):
                 self._replace(worker)
                 return f"importing it took longer than {timeout.total_seconds():g}s"
@@ -293,14 +292,20 @@ class Pool:
                 worker = self._get_idle_or_closed()
             else:
                 worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
+            return worker
+
+    def _acquire_and_send(self, message: Any, wait: timedelta | None) -> _Worker:
+        """A free worker that took ``message``.  A worker that died while idle (the OOM
+        killer, say) fails the send (its end of the pipe is closed): it is replaced and the
+        message goes to another, so a run that never started is never reported lost."""
+        while True:
+            worker = self._acquire(wait)
+            try:
+                worker.conn.send(message)
                 return worker
-            log.warning(
-                "worker %d died while idle (exit %s); replacing it",
-                worker.pid,
-                worker.process.exitcode,
-            )
-            self._replace(worker)
+            except OSError:
+                log.warning("worker %d died while idle; replacing it", worker.pid)
+                self._replace(worker)
 
     def _get_idle_or_closed(self) -> _Worker:
         while True:

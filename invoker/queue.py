@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.db import is_sqlite, utcnow, write_tx
 from config.errors import DatabaseError
 from config.functions import FunctionOptions, RetryPolicy
+from invoker.attempts import final_status, next_attempt
 from invoker.claims import (
     CLAIM_COLUMNS,
     EXECUTING,
@@ -32,7 +33,6 @@ from invoker.claims import (
     claim_rows,
 )
 from invoker.envelope import (
-    STATUS_FOR_ERROR,
     ErrorType,
     JobNotFound,
     NotCancellable,
@@ -43,7 +43,6 @@ from invoker.limits import Limiter
 from invoker.observe import NullObserver, RunObserver
 from invoker.pg_bulk import finish_runs
 from invoker.records import invocation_table as t
-from invoker.records import new_job_id
 
 __all__ = ["NOTIFY_CHANNEL", "Claimed", "Completion", "Enqueued", "Queue"]
 
@@ -55,19 +54,6 @@ NOTIFY_CHANNEL = "firehook_invocation"
 def _notify(conn: Connection) -> None:
     """Wake idle workers (PostgreSQL LISTEN/NOTIFY); sent when the transaction commits."""
     conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
-
-
-def _is_retry(error: RunError, attempt: int, max_attempts: int, policy: RetryPolicy) -> bool:
-    return attempt < max_attempts and error.type.value in policy.retry_on
-
-
-def final_status(error: RunError, attempt: int, max_attempts: int, policy: RetryPolicy) -> Status:
-    """``retrying`` with tries left, ``dead`` when a retried run ran out, else the failure."""
-    if _is_retry(error, attempt, max_attempts, policy):
-        return Status.RETRYING
-    if max_attempts > 1 and error.type.value in policy.retry_on:
-        return Status.DEAD
-    return STATUS_FOR_ERROR[error.type]
 
 
 class Queue:
@@ -221,7 +207,7 @@ class Queue:
                 "note": None,
             }
             if status is Status.RETRYING:
-                retry = self._next_attempt(c.run, policy, now)
+                retry = next_attempt(c.run, policy, now)
                 row["note"] = "next: " + retry["note"]
                 pending_retries[c.run.id] = retry
             finished.append(row)
@@ -257,31 +243,6 @@ class Queue:
                 updated.add(row["id"])
         return updated
 
-    def _next_attempt(self, run: Claimed, policy: RetryPolicy, now: datetime) -> dict[str, Any]:
-        wait = policy.delay(run.attempt)
-        job_id = new_job_id()
-        return {
-            "id": job_id,
-            "root_id": run.root_id,
-            "function": run.function,
-            "event_type": run.event_type,
-            "source": run.source,
-            "idempotency_key": None,
-            "status": Status.WAITING.value,
-            "attempt": run.attempt + 1,
-            "max_attempts": run.max_attempts,
-            "timeout_ms": run.timeout_ms,
-            "params": run.params,
-            "request": run.request,
-            "caller_user_id": run.caller_user_id,
-            "created_at": now,
-            "due_at": now + wait,
-            "note": (
-                f"attempt {run.attempt + 1} of {run.max_attempts} after "
-                f"{wait.total_seconds():.1f}s (retry of {run.id})"
-            ),
-        }
-
     # takeover ----------------------------------------------------------------------------
     def take_over_expired(self, policy_for: Callable[[str], RetryPolicy], limit: int = 500) -> int:
         """Runs whose lease ran out (their worker died): ``worker_lost``, and a new attempt."""
@@ -315,7 +276,7 @@ class Queue:
                     status = final_status(error, run.attempt, run.max_attempts, policy)
                     note = None
                     if status is Status.RETRYING:
-                        retry = self._next_attempt(run, policy, now)
+                        retry = next_attempt(run, policy, now)
                         retries.append(retry)
                         note = "next: " + retry["note"]
                         status = Status.WORKER_LOST

@@ -6,6 +6,7 @@ Each test applies rules, publishes real messages, and reads the invocation table
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -24,7 +25,7 @@ from firehook.app import App
 from firehook.daemon import ConsumerRole
 from invoker.store import InvocationFilter
 from tests.conftest import IN_CI
-from triggers.broker import DEAD_QUEUE, EVENTS_QUEUE, connect, dead_queue, events_queue
+from triggers.broker import Topology, connect
 from triggers.events import change_event, hook_event
 from triggers.publisher import Publisher
 
@@ -61,18 +62,18 @@ triggers:
 """
 
 
-def _purge(url: str) -> None:
-    if url.startswith("redis"):  # unacked messages of earlier runs would come back later
-        import redis
+# each test run gets its own exchange and queue: runs sharing the broker never see each other
+TOPOLOGY = Topology(exchange=f"fh.test.{os.getpid()}", queue=f"fh.test.{os.getpid()}")
 
-        client = redis.Redis.from_url(url)
-        client.delete("unacked", "unacked_index", "unacked_mutex")
-        client.close()
+
+def _purge(url: str, *, delete: bool = False) -> None:
     with connect(url) as conn:
-        for q in (events_queue(), dead_queue()):
+        for q in (TOPOLOGY.events_queue(), TOPOLOGY.dead_queue()):
             bound = q(conn.default_channel)
             bound.declare()
             bound.purge()
+            if delete:
+                bound.delete()
 
 
 def _reachable(url: str) -> None:
@@ -94,7 +95,7 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     _reachable(url)
     _purge(url)
     yield url
-    _purge(url)
+    _purge(url, delete=True)
 
 
 class Rig:
@@ -103,12 +104,16 @@ class Rig:
             database_url=f"sqlite:///{tmp_path / 'firehook.db'}",
             functions_dir=functions_dir,
             broker_url=broker_url,
-            triggers={"visibility_timeout": "2s"},
+            triggers={
+                "visibility_timeout": "2s",
+                "exchange": TOPOLOGY.exchange,
+                "queue": TOPOLOGY.queue,
+            },
         )
         self.app = App(self.settings).open_db()
         self.app.rules_store.apply(parse_config(textwrap.dedent(RULES)).config, "test")
         self.consumer: ConsumerRole | None = None
-        self.publisher = Publisher(broker_url)
+        self.publisher = Publisher(broker_url, TOPOLOGY)
 
     def start_consumer(self) -> ConsumerRole:
         self.consumer = ConsumerRole(self.app)
@@ -259,7 +264,7 @@ def test_malformed_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on
 ) -> None:
     rig.start_consumer()
     with connect(broker_url) as conn:
-        producer = Producer(conn.default_channel, exchange=Exchange("firehook.events", "topic"))
+        producer = Producer(conn.default_channel, exchange=Exchange(TOPOLOGY.exchange, "topic"))
         for body in (
             b"{not json",
             b'{"specversion": "1.0"}',
@@ -269,7 +274,7 @@ def test_malformed_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on
                 body,
                 routing_key="orders.on_create",
                 content_type="application/json",
-                declare=[events_queue()],
+                declare=[TOPOLOGY.events_queue()],
             )
     rig.publisher.publish(unpaid_order())
     rig.wait_runs(2)
@@ -278,7 +283,7 @@ def test_malformed_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on
         time.sleep(0.05)
     dead = []
     with connect(broker_url) as conn:
-        queue = dead_queue()(conn.default_channel)
+        queue = TOPOLOGY.dead_queue()(conn.default_channel)
         queue.declare()
         while (msg := queue.get(no_ack=True)) is not None:
             dead.append((msg.body, msg.headers["x-firehook-reason"]))
@@ -298,7 +303,8 @@ from firehook.daemon import ConsumerRole
 
 if __name__ == "__main__":
     app = App(Settings(database_url=sys.argv[1], functions_dir=sys.argv[2], broker_url=sys.argv[3],
-                       triggers={"visibility_timeout": "2s"})).open_db()
+                       triggers={"visibility_timeout": "2s", "exchange": sys.argv[4],
+                                 "queue": sys.argv[4]})).open_db()
     enqueue = app.dispatcher.enqueue_many
 
     def enqueue_then_die(items):
@@ -320,7 +326,14 @@ def test_a_consumer_killed_between_commit_and_ack_loses_nothing_and_duplicates_n
     script.write_text(CRASHER)
     rig.publisher.publish(unpaid_order())
     proc = subprocess.run(
-        [sys.executable, str(script), rig.settings.database_url, str(functions_dir), broker_url],
+        [
+            sys.executable,
+            str(script),
+            rig.settings.database_url,
+            str(functions_dir),
+            broker_url,
+            TOPOLOGY.queue,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -379,6 +392,3 @@ def test_a_thousand_events_with_the_connection_cut_in_the_middle_all_run(
     assert len(echo_runs) == 1000
     assert len({r.idempotency_key for r in echo_runs}) == 1000
     assert stats["connections"] >= 2  # it reconnected
-
-
-_ = (EVENTS_QUEUE, DEAD_QUEUE)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kombu import Connection, Exchange, Queue
@@ -14,6 +15,7 @@ __all__ = [
     "DEAD_EXCHANGE",
     "DEAD_QUEUE",
     "EVENTS_QUEUE",
+    "Topology",
     "connect",
     "dead_queue",
     "events_exchange",
@@ -25,21 +27,47 @@ DEAD_EXCHANGE = "firehook.dead"
 DEAD_QUEUE = "firehook.events.dead"
 
 
+@dataclass(frozen=True)
+class Topology:
+    """Names on the broker.  Deployments (or test runs) that share a broker choose their own
+    (``FIREHOOK_TRIGGERS__EXCHANGE``, ``FIREHOOK_TRIGGERS__QUEUE``); dead letters go to the
+    queue ``<queue>.dead`` through the direct exchange ``firehook.dead``."""
+
+    exchange: str = EXCHANGE
+    queue: str = EVENTS_QUEUE
+
+    @property
+    def dead_queue_name(self) -> str:
+        return f"{self.queue}.dead"
+
+    def events_exchange(self) -> Exchange:
+        return Exchange(self.exchange, type="topic", durable=True)
+
+    def events_queue(self) -> Queue:
+        """Every event, for the competing consumers: bound with ``#`` (all tables and hooks)."""
+        return Queue(self.queue, exchange=self.events_exchange(), routing_key="#", durable=True)
+
+    def dead_queue(self) -> Queue:
+        return Queue(
+            self.dead_queue_name,
+            exchange=Exchange(DEAD_EXCHANGE, type="direct", durable=True),
+            routing_key=self.dead_queue_name,
+        )
+
+
+DEFAULT = Topology()
+
+
 def events_exchange() -> Exchange:
-    return Exchange(EXCHANGE, type="topic", durable=True)
+    return DEFAULT.events_exchange()
 
 
 def events_queue() -> Queue:
-    """Every event, for the competing consumers: bound with ``#`` (all tables, all hooks)."""
-    return Queue(EVENTS_QUEUE, exchange=events_exchange(), routing_key="#", durable=True)
+    return DEFAULT.events_queue()
 
 
 def dead_queue() -> Queue:
-    return Queue(
-        DEAD_QUEUE,
-        exchange=Exchange(DEAD_EXCHANGE, type="direct", durable=True),
-        routing_key="dead",
-    )
+    return DEFAULT.dead_queue()
 
 
 def connect(url: str, *, confirm: bool = True, visibility_timeout: float = 60.0) -> Connection:

@@ -22,9 +22,10 @@ from kombu.mixins import ConsumerProducerMixin
 from config.errors import FirehookError
 from config.settings import TriggerSettings
 from invoker.dispatch import Dispatcher, InvokeRequest
-from triggers.broker import DEAD_EXCHANGE, dead_queue, events_queue
+from triggers.broker import DEAD_EXCHANGE
 from triggers.events import CloudEvent, InvalidEvent, parse_event
 from triggers.matching import Matcher, Skipped
+from triggers.publisher import topology_for
 from triggers.skips import SkipLog
 
 __all__ = ["EventConsumer"]
@@ -54,6 +55,7 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
         self.dispatcher = dispatcher
         self.matcher = matcher
         self.settings = settings
+        self.topology = topology_for(settings)
         self.skips = skips
         self.should_stop = False
         self.stats: Counter[str] = Counter()
@@ -64,7 +66,7 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
     def get_consumers(self, consumer_cls: Any, channel: Any) -> list[Any]:
         return [
             consumer_cls(
-                queues=[events_queue()],
+                queues=[self.topology.events_queue()],
                 on_message=self._on_message,
                 prefetch_count=self.settings.batch_size * 2,
                 accept=None,
@@ -165,12 +167,12 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
         self.producer.publish(
             message.body,
             exchange=DEAD_EXCHANGE,
-            routing_key="dead",
+            routing_key=self.topology.dead_queue_name,
             headers={"x-firehook-reason": reason[:1000], "x-firehook-routing-key": key},
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
             delivery_mode=2,
-            declare=[dead_queue()],
+            declare=[self.topology.dead_queue()],
             retry=True,
         )
         message.ack()

@@ -17,10 +17,11 @@ from typing import Any
 from kombu import Connection, Producer
 
 from config.errors import FirehookError
-from triggers.broker import connect, events_exchange, events_queue
+from config.settings import TriggerSettings
+from triggers.broker import DEFAULT, Topology, connect
 from triggers.events import CloudEvent, change_event
 
-__all__ = ["PublishError", "Publisher", "publish"]
+__all__ = ["PublishError", "Publisher", "publish", "topology_for"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ def _send(producer: Any, ev: CloudEvent, **options: Any) -> None:
     )
 
 
+def topology_for(settings: TriggerSettings) -> Topology:
+    return Topology(exchange=settings.exchange, queue=settings.queue)
+
+
 class PublishError(FirehookError, ConnectionError):
     """The broker did not take the event."""
 
@@ -48,8 +53,9 @@ class PublishError(FirehookError, ConnectionError):
 class Publisher:
     """Publishes events to the ``firehook.events`` exchange; thread-safe; reconnects."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, topology: Topology = DEFAULT) -> None:
         self.url = url
+        self.topology = topology
         self._conn: Connection | None = None
         self._producer: Any = None
         self._tx: tuple[Any, Any, Any] | None = None
@@ -58,7 +64,7 @@ class Publisher:
     def _ensure(self) -> Any:
         if self._producer is None:
             self._conn = connect(self.url)
-            self._producer = self._conn.Producer(exchange=events_exchange())
+            self._producer = self._conn.Producer(exchange=self.topology.events_exchange())
         return self._producer
 
     def publish(self, event: CloudEvent) -> None:
@@ -74,7 +80,7 @@ class Publisher:
         with self._lock:
             try:
                 producer = self._ensure()
-                queue = events_queue()
+                queue = self.topology.events_queue()
                 for ev in events:
                     _send(producer, ev, declare=[queue], retry=True, retry_policy=RETRY_POLICY)
                     count += 1
@@ -93,9 +99,13 @@ class Publisher:
                 if self._tx is None:
                     conn = connect(self.url, confirm=False)
                     channel = conn.channel()
-                    events_queue()(channel).declare()
+                    self.topology.events_queue()(channel).declare()
                     channel.tx_select()
-                    self._tx = (conn, channel, Producer(channel, exchange=events_exchange()))
+                    self._tx = (
+                        conn,
+                        channel,
+                        Producer(channel, exchange=self.topology.events_exchange()),
+                    )
                 _conn, channel, producer = self._tx
                 chunk = batch[sent : sent + TX_CHUNK]
                 for ev in chunk:
@@ -163,11 +173,10 @@ def publish(
 
     ``url`` defaults to ``FIREHOOK_BROKER_URL``.
     """
-    if url is None:
-        from config import Settings
+    from config import Settings
 
-        url = Settings().broker_url
+    settings = Settings()
     ev = change_event(table, event, after=after, before=before, source=source, subject=subject)
-    with Publisher(url) as pub:
+    with Publisher(url or settings.broker_url, topology_for(settings.triggers)) as pub:
         pub.publish(ev)
     return ev

@@ -21,8 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from config.model import OnHook
 from firehook.api.context import ApiContext
 from firehook.api.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from triggers.broker import Topology
 from triggers.events import CloudEvent, InvalidEvent, hook_event, parse_event
-from triggers.publisher import Publisher, PublishError
+from triggers.publisher import Publisher, PublishError, topology_for
 
 __all__ = ["router"]
 
@@ -36,15 +37,16 @@ class BrokerUnavailable(ApiError):
 class _Publishing:
     """One publisher per API process, opened on first use."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, topology: Topology) -> None:
         self.url = url
+        self.topology = topology
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
 
     def send(self, events: list[CloudEvent]) -> None:
         with self._lock:
             if self._publisher is None:
-                self._publisher = Publisher(self.url)
+                self._publisher = Publisher(self.url, self.topology)
         try:
             self._publisher.publish_many(events)
         except PublishError as e:
@@ -78,7 +80,8 @@ def _source_allowed(ctx: ApiContext, request: Request, events: list[CloudEvent])
 
 def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["events"])
-    publishing = _Publishing(ctx.app.settings.broker_url)
+    settings = ctx.app.settings
+    publishing = _Publishing(settings.broker_url, topology_for(settings.triggers))
 
     @r.post("/events", status_code=202, summary="Publish a data-change event (or a list)")
     async def publish_events(request: Request) -> JSONResponse:

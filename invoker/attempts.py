@@ -10,7 +10,7 @@ from invoker.envelope import STATUS_FOR_ERROR, RunError, Status
 from invoker.records import new_job_id
 
 if TYPE_CHECKING:
-    from invoker.queue import Claimed
+    from invoker.claims import Claimed
 
 __all__ = ["final_status", "next_attempt"]
 

@@ -19,38 +19,18 @@ from sqlalchemy import Engine, func, select
 
 from config import create_db_engine
 from invoker.records import invocation_table as inv
-from tests.test_worker import settings_env, wait_for
+from tests.test_worker import RoleProcess, settings_env, wait_for
 
 FIREHOOK = [sys.executable, "-m", "firehook"]
 
 
-class SchedulerProcess:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [*FIREHOOK, "scheduler"],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "running" in line, line
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> tuple[int, str]:
-        self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out
-
-
 @pytest.fixture
-def schedulers(functions_dir: Path, tmp_path: Path) -> Iterator[Callable[..., SchedulerProcess]]:
-    started: list[SchedulerProcess] = []
+def schedulers(functions_dir: Path, tmp_path: Path) -> Iterator[Callable[..., RoleProcess]]:
+    started: list[RoleProcess] = []
 
-    def start(db_url: str, **extra: str) -> SchedulerProcess:
+    def start(db_url: str, **extra: str) -> RoleProcess:
         env = settings_env(db_url, functions_dir, FIREHOOK_SCHEDULER__REFRESH="0.5s", **extra)
-        p = SchedulerProcess(env, tmp_path)
+        p = RoleProcess(env, tmp_path, role="scheduler")
         started.append(p)
         return p
 
@@ -59,6 +39,8 @@ def schedulers(functions_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Sc
         if p.proc.poll() is None:
             p.proc.kill()
             p.proc.wait(10)
+        if p.proc.stdout is not None:
+            p.proc.stdout.close()
 
 
 def apply(db_url: str, functions_dir: Path, cwd: Path, yaml: str) -> None:
@@ -99,7 +81,7 @@ def test_schedulers_racing_for_60_ticks_fire_each_exactly_once_even_when_one_is_
     postgres_url: str,
     functions_dir: Path,
     tmp_path: Path,
-    schedulers: Callable[..., SchedulerProcess],
+    schedulers: Callable[..., RoleProcess],
 ) -> None:
     apply(postgres_url, functions_dir, tmp_path, EVERY_SECOND)
     engine = create_db_engine(postgres_url)
@@ -137,7 +119,7 @@ def test_an_applied_change_reaches_a_running_scheduler_within_seconds(
     engine: Engine,
     functions_dir: Path,
     tmp_path: Path,
-    schedulers: Callable[..., SchedulerProcess],
+    schedulers: Callable[..., RoleProcess],
 ) -> None:
     proc = schedulers(db_url)
     time.sleep(0.5)  # running, with no schedules

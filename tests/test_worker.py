@@ -3,6 +3,7 @@ gracefully on SIGTERM, and never running one attempt twice with two workers on P
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,12 +48,21 @@ def settings_env(db_url: str, functions_dir: Path, **extra: str) -> dict[str, st
     return env
 
 
-class WorkerProcess:
-    """``firehook worker`` in its own process."""
+def run_script(script: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a user's Python script to the end; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+
+class RoleProcess:
+    """``firehook <role>`` (worker by default) in its own process, once it says it runs."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, role: str = "worker") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firehook", "worker"],
+            [sys.executable, "-m", "firehook", role],
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,
@@ -71,12 +81,12 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def workers(functions_dir: Path, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def workers(functions_dir: Path, tmp_path: Path) -> Iterator[Callable[..., RoleProcess]]:
     """Start ``firehook worker`` processes on a database; killed at the end if still running."""
-    started: list[WorkerProcess] = []
+    started: list[RoleProcess] = []
 
-    def start(db_url: str, **extra: str) -> WorkerProcess:
-        w = WorkerProcess(settings_env(db_url, functions_dir, **extra), tmp_path)
+    def start(db_url: str, **extra: str) -> RoleProcess:
+        w = RoleProcess(settings_env(db_url, functions_dir, **extra), tmp_path)
         started.append(w)
         return w
 
@@ -127,7 +137,7 @@ def test_work_queued_by_another_process_wakes_the_worker_on_postgres(
 
 
 def test_a_delayed_run_survives_a_restart_of_every_process(
-    db_url: str, functions_dir: Path, tmp_path: Path, workers: Callable[..., WorkerProcess]
+    db_url: str, functions_dir: Path, tmp_path: Path, workers: Callable[..., RoleProcess]
 ) -> None:
     env = settings_env(db_url, functions_dir)
     enqueue = subprocess.run(
@@ -156,7 +166,7 @@ def test_a_delayed_run_survives_a_restart_of_every_process(
 
 
 def test_a_sigkilled_worker_s_run_is_finished_by_another_worker(
-    app: App, workers: Callable[..., WorkerProcess]
+    app: App, workers: Callable[..., RoleProcess]
 ) -> None:
     victim = workers(app.settings.database_url)
     queued = app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 3}))
@@ -174,7 +184,7 @@ def test_a_sigkilled_worker_s_run_is_finished_by_another_worker(
 
 
 def test_sigterm_finishes_short_runs_and_releases_long_ones(
-    app: App, workers: Callable[..., WorkerProcess]
+    app: App, workers: Callable[..., RoleProcess]
 ) -> None:
     worker = workers(app.settings.database_url)
     short, long = app.dispatcher.enqueue_many(  # one transaction: one claim takes both
@@ -195,7 +205,7 @@ def test_sigterm_finishes_short_runs_and_releases_long_ones(
 
 
 def test_sigterm_to_the_whole_process_group_still_lets_runs_finish(
-    app: App, workers: Callable[..., WorkerProcess]
+    app: App, workers: Callable[..., RoleProcess]
 ) -> None:
     worker = workers(app.settings.database_url, FIREHOOK_WORKER__GRACE_PERIOD="15s")
     queued = app.dispatcher.enqueue(InvokeRequest("sleepy", {"seconds": 2}))
@@ -210,7 +220,7 @@ def test_sigterm_to_the_whole_process_group_still_lets_runs_finish(
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_workers_on_postgres_run_each_of_1000_runs_exactly_once(
-    postgres_url: str, functions_dir: Path, tmp_path: Path, workers: Callable[..., WorkerProcess]
+    postgres_url: str, functions_dir: Path, tmp_path: Path, workers: Callable[..., RoleProcess]
 ) -> None:
     ledger = tmp_path / "ledger"
     (functions_dir / "note.py").write_text(
@@ -255,17 +265,7 @@ def test_firehook_invoke_from_python(db_url: str, functions_dir: Path, tmp_path:
         "    again = invoke('hello', sync=False, delay=timedelta(minutes=30), key='order-42')\n"
         "    print(json.dumps([out, later['data']['job_id'] == again['data']['job_id']]))\n"
     )
-    env = settings_env(db_url, functions_dir)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    import json
+    result = run_script(script, settings_env(db_url, functions_dir), tmp_path)
 
     out, same = json.loads(result.stdout)
     assert out == {
@@ -297,15 +297,6 @@ def test_a_script_without_a_main_guard_can_call_invoke(
         "print('top level ran', flush=True)\n"
         "print(json.dumps(invoke('hello', {'name': 'script'})), flush=True)\n"
     )
-    env = settings_env(db_url, functions_dir)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_script(script, settings_env(db_url, functions_dir), tmp_path)
     assert result.stdout.count("top level ran") == 1
     assert '"data": "hello script"' in result.stdout

@@ -68,19 +68,29 @@ class Metrics:
             "firehook_dead_runs", "Runs that failed their last attempt", ["function"], registry=r
         )
 
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: labels() costs more than the update."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # RunObserver ---------------------------------------------------------------------------
     def claimed(self, event_type: str, lag_seconds: float) -> None:
-        self.start_lag.labels(event_type).observe(lag_seconds)
+        self._child(self.start_lag, event_type).observe(lag_seconds)
 
     def finished(self, function: str, status: str, duration_seconds: float | None) -> None:
-        self.runs.labels(function, status).inc()
+        self._child(self.runs, function, status).inc()
         if duration_seconds is not None:
-            self.duration.labels(function).observe(duration_seconds)
+            self._child(self.duration, function).observe(duration_seconds)
         if status == "dead":
-            self.dead.labels(function).inc()
+            self._child(self.dead, function).inc()
 
     def retried(self, function: str) -> None:
-        self.retries.labels(function).inc()
+        self._child(self.retries, function).inc()
 
     # scrape-time collectors ----------------------------------------------------------------
     def watch_queue(self, engine: Engine) -> None:

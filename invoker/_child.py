@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import inspect
 import io
 import json
 import logging
 import os
+import pickle
 import resource
 import signal
 import sys
@@ -150,6 +152,7 @@ def _stack(exc: BaseException) -> str:
     return "".join(te.format())
 
 
+@functools.lru_cache(maxsize=256)  # inspect.signature costs more than a trivial run
 def _positional_count(main: Callable[..., Any]) -> int:
     try:
         params = inspect.signature(main).parameters.values()
@@ -289,7 +292,7 @@ def serve(conn: Connection, functions_dir: str, memory_limit_mb: int) -> None:
     root.setLevel(logging.INFO)
     while True:
         try:
-            message = conn.recv()
+            message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         if message is None:
@@ -297,6 +300,6 @@ def serve(conn: Connection, functions_dir: str, memory_limit_mb: int) -> None:
         kind, spec = message
         answer = _run(spec, handler) if kind == "run" else _check(spec)
         try:
-            conn.send(answer)
+            conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
         except (BrokenPipeError, OSError):
             return

@@ -119,6 +119,10 @@ def claim_rows(
         "lease_expires_at": now + lease,
     }
     if pg:
+        # Walk ix_invocation_ready in (due_at, id) order and stop at the limit.  Right after a
+        # burst the statistics still say "a few waiting rows", and the planner would rather
+        # bitmap-scan and sort the whole backlog on every claim (7 ms for 7,000 rows here).
+        conn.exec_driver_sql("SELECT set_config('enable_sort', 'off', true)")
         picked = due.with_for_update(skip_locked=True, key_share=True).cte("picked")
         picked = picked.prefix_with("MATERIALIZED")
         stmt = update(t).where(t.c.id == picked.c.id)

@@ -183,7 +183,8 @@ class Dispatcher:
     ) -> list[Enqueued]:
         """Queue many runs in one transaction: ``(request, due time or None, key or None)``."""
         now = self.queue.clock()
-        rows = [self._row(req, due or now, key, now) for req, due, key in items]
+        known: dict[str, tuple[int, int]] = {}  # per function: (attempts, default timeout ms)
+        rows = [self._row(req, due or now, key, now, known) for req, due, key in items]
         return self.queue.enqueue(rows)
 
     def due_time(self, delay: timedelta | None, at: datetime | None) -> datetime | None:
@@ -200,14 +201,26 @@ class Dispatcher:
         return None
 
     def _row(
-        self, req: InvokeRequest, due: datetime, key: str | None, now: datetime
+        self,
+        req: InvokeRequest,
+        due: datetime,
+        key: str | None,
+        now: datetime,
+        known: dict[str, tuple[int, int]],
     ) -> dict[str, Any]:
-        self.registry.get(req.function)  # FunctionNotFound for unknown names
+        defaults = known.get(req.function)
+        if defaults is None:  # once per function and batch
+            self.registry.get(req.function)  # FunctionNotFound for unknown names
+            default_timeout = self.async_timeout(req.function).total_seconds()
+            defaults = (self.retry_policy(req.function).attempts, int(default_timeout * 1000))
+            known[req.function] = defaults
         params = check_params(req.params)
         if key is not None and not 0 < len(key) <= 300:
             raise InvalidParams("an idempotency key has 1 to 300 characters")
         job_id = new_job_id()
-        timeout = req.timeout or self.async_timeout(req.function)
+        attempts, timeout_ms = defaults
+        if req.timeout is not None:
+            timeout_ms = int(req.timeout.total_seconds() * 1000)
         return {
             "id": job_id,
             "root_id": job_id,
@@ -217,8 +230,8 @@ class Dispatcher:
             "idempotency_key": key,
             "status": Status.WAITING.value,
             "attempt": 1,
-            "max_attempts": self.retry_policy(req.function).attempts,
-            "timeout_ms": int(timeout.total_seconds() * 1000),
+            "max_attempts": attempts,
+            "timeout_ms": timeout_ms,
             "params": params,
             "request": req.request,
             "caller_user_id": req.caller_user_id,

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-__all__ = ["finish_runs"]
+__all__ = ["finish_runs", "insert_runs"]
 
+# ``left(i.status, 24)`` is ``i.status`` in a form that does not match the predicate of the
+# partial index ix_invocation_leased, so each run is looked up by its primary key.  Right
+# after a burst the statistics still say "a few executing rows", and the planner would
+# otherwise scan every entry of that index, dead ones included (13,000 here: 3.3 ms for 32).
 _FINISH = text(
     """
     UPDATE invocation AS i SET
@@ -27,7 +33,7 @@ _FINISH = text(
         id text, status text, result jsonb, error jsonb, logs text,
         started_at timestamptz, finished_at timestamptz, duration_ms float8, note text
     )
-    WHERE i.id = v.id AND i.lease_owner = :owner AND i.status = 'executing'
+    WHERE i.id = v.id AND i.lease_owner = :owner AND left(i.status, 24) = 'executing'
     RETURNING i.id
     """
 )
@@ -53,3 +59,32 @@ def finish_runs(conn: Connection, owner: str, rows: Sequence[dict[str, Any]]) ->
         ensure_ascii=False,
     )
     return set(conn.execute(_FINISH, {"owner": owner, "rows": doc}).scalars())
+
+
+@lru_cache(maxsize=16)
+def _insert(columns: tuple[str, ...]) -> Any:
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO invocation ({names}) SELECT {names} "
+        "FROM jsonb_populate_recordset(NULL::invocation, CAST(:rows AS jsonb)) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+    )
+
+
+def _jsonable(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert ``rows`` (dicts keyed by column; a taken idempotency key skips its row) in one
+    statement per shape of row; returns the ids inserted."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        shapes.setdefault(tuple(r), []).append(r)
+    inserted: set[str] = set()
+    for columns, group in shapes.items():
+        doc = json.dumps(group, ensure_ascii=False, default=_jsonable)
+        inserted.update(conn.execute(_insert(columns), {"rows": doc}).scalars())
+    return inserted

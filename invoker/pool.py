@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
+import pickle
 import queue
+import select
 import signal
 import sys
 import threading
@@ -56,7 +59,7 @@ class RunResult:
 
 
 class _Worker:
-    __slots__ = ("_kill_lock", "_killed", "conn", "process", "tasks")
+    __slots__ = ("_kill_lock", "_killed", "_poller", "conn", "process", "tasks")
 
     def __init__(self, process: BaseProcess, conn: Connection) -> None:
         self.process = process
@@ -64,6 +67,22 @@ class _Worker:
         self.tasks = 0
         self._killed = False
         self._kill_lock = threading.Lock()
+        self._poller: select.poll | None = None
+
+    # The pipe speaks pickle, like Connection.send/recv, without their per-call costs (a new
+    # ForkingPickler per message, a new selector per poll): about 30 us a run.
+    def send(self, message: Any) -> None:
+        self.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+    def ready(self, timeout: float) -> bool:
+        """An answer (or the end of the pipe) arrived within ``timeout`` seconds."""
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.conn.fileno(), select.POLLIN)
+        return bool(self._poller.poll(max(0, math.ceil(timeout * 1000))))
+
+    def recv(self) -> Any:
+        return pickle.loads(self.conn.recv_bytes())
 
     @property
     def pid(self) -> int:
@@ -238,13 +257,13 @@ class Pool:
             message = f"no worker free within {self.acquire_timeout.total_seconds():g}s"
             return self._failed(ErrorType.REJECTED, message, started, t0)
         try:
-            if not worker.conn.poll(timeout.total_seconds()):
+            if not worker.ready(timeout.total_seconds()):
                 self._replace(worker)
                 message = (
                     f"the function ran past its {timeout.total_seconds():g}s limit and was killed"
                 )
                 return self._failed(ErrorType.DEADLINE_EXCEEDED, message, started, t0)
-            answer: dict[str, Any] = worker.conn.recv()
+            answer: dict[str, Any] = worker.recv()
         except (EOFError, OSError):
             reason = _death_reason(worker)
             self._replace(worker)
@@ -267,10 +286,10 @@ class Pool:
         except queue.Empty:
             return "no worker free to check it"
         try:
-            if not worker.conn.poll(timeout.total_seconds()):
+            if not worker.ready(timeout.total_seconds()):
                 self._replace(worker)
                 return f"importing it took longer than {timeout.total_seconds():g}s"
-            error: str | None = worker.conn.recv()["error"]
+            error: str | None = worker.recv()["error"]
         except (EOFError, OSError):
             reason = _death_reason(worker)
             self._replace(worker)
@@ -301,7 +320,7 @@ class Pool:
         while True:
             worker = self._acquire(wait)
             try:
-                worker.conn.send(message)
+                worker.send(message)
                 return worker
             except OSError:
                 log.warning("worker %d died while idle; replacing it", worker.pid)

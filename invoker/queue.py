@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,7 +41,7 @@ from invoker.envelope import (
 )
 from invoker.limits import Limiter
 from invoker.observe import NullObserver, RunObserver
-from invoker.pg_bulk import finish_runs
+from invoker.pg_bulk import finish_runs, insert_runs
 from invoker.records import invocation_table as t
 
 __all__ = ["NOTIFY_CHANNEL", "Claimed", "Completion", "Enqueued", "Queue"]
@@ -97,10 +97,17 @@ class Queue:
         return out
 
     def _insert(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> list[Enqueued]:
-        insert = (postgresql.insert if self._pg else sqlite.insert)(t)
-        # executemany without RETURNING: psycopg pipelines it with one parsed statement
-        conn.execute(insert.on_conflict_do_nothing(index_elements=["idempotency_key"]), rows)
-        keys = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
+        if self._pg:  # one statement, the rows as one JSON document
+            inserted = insert_runs(conn, rows)
+        else:
+            insert = sqlite.insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            conn.execute(insert, rows)
+            inserted = set()
+        keys = [
+            r["idempotency_key"]
+            for r in rows
+            if r["idempotency_key"] is not None and r["id"] not in inserted
+        ]
         existing: dict[str, RowMapping] = {}
         for start in range(0, len(keys), 1000):
             query = select(t.c.id, t.c.status, t.c.due_at, t.c.idempotency_key).where(
@@ -190,10 +197,13 @@ class Queue:
         now = self.clock()
         finished: list[dict[str, Any]] = []
         pending_retries: dict[str, dict[str, Any]] = {}
+        policies: dict[str, RetryPolicy] = {}
         for c in done:
-            policy = policy_for(c.run.function)
             status = Status.FULFILLED
+            policy = policies.get(c.run.function)
             if c.error is not None:
+                if policy is None:
+                    policy = policies[c.run.function] = policy_for(c.run.function)
                 status = final_status(c.error, c.run.attempt, c.run.max_attempts, policy)
             row = {
                 "id": c.run.id,
@@ -206,7 +216,7 @@ class Queue:
                 "duration_ms": c.duration.total_seconds() * 1000,
                 "note": None,
             }
-            if status is Status.RETRYING:
+            if status is Status.RETRYING and policy is not None:
                 retry = next_attempt(c.run, policy, now)
                 row["note"] = "next: " + retry["note"]
                 pending_retries[c.run.id] = retry

@@ -6,6 +6,11 @@ transaction.  Runs execute on one thread per pool process.  How many runs a work
 ahead adapts to how long they take: about 50 ms of work beyond what the pool is running
 (so quick functions are claimed in large batches, slow ones one per free process), never
 more than ``concurrency``.
+
+Each claim and each completion is a transaction, so the loop spends them on batches: it
+claims again when half of what it may hold has finished (or a pool process is about to
+idle), and records finished runs when half have gathered, when the pool runs dry, or at
+the latest ``MAX_GATHER`` after the first of them finished.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from invoker.dispatch import Dispatcher
 from invoker.envelope import ErrorType, FunctionNotFound, RunError
 from invoker.event import Event, EventType
 from invoker.queue import Claimed, Completion
+from invoker.registry import FunctionInfo
 from invoker.wakeup import Wakeup
 
 __all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
+
+MAX_GATHER = 0.02  # seconds a finished run may wait to be recorded together with others
 
 
 def worker_name() -> str:
@@ -57,6 +65,9 @@ class Worker:
         self._avg_run = 0.05  # seconds, a moving average of recent runs
         self._inflight: dict[str, Future[None]] = {}
         self._done: list[Completion] = []
+        self._first_done_at = 0.0
+        self._threads = 1
+        self._flush_at = 1  # completions worth a transaction (set by the loop)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,8 +77,8 @@ class Worker:
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> Worker:
         # one thread per pool process; claimed runs beyond that wait in the executor's queue
-        threads = min(self.concurrency, self.dispatcher.pool.size)
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="firehook-run")
+        self._threads = min(self.concurrency, self.dispatcher.pool.size)
+        self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="firehook-run")
         self._thread = threading.Thread(target=self._loop_guarded, name="firehook-worker")
         self._thread.start()
         log.info("worker %s started (concurrency %d)", self.name, self.concurrency)
@@ -108,13 +119,11 @@ class Worker:
         renew_every = lease.total_seconds() / 3
         next_renew = time.monotonic() + renew_every
         next_sweep = 0.0
-        threads = min(self.concurrency, self.dispatcher.pool.size)
         while not self._stopping.is_set():
-            with self._lock:
-                done, backlog = len(self._done), len(self._inflight) - len(self._done)
-            if 0 < done < self.concurrency // 2 and backlog > threads:
-                time.sleep(0.002)  # the pool is busy anyway: let completions gather
-            self._flush()
+            limit = self._claim_limit()
+            self._flush_at = max(self._threads, limit // 2)
+            if self._worth_flushing():
+                self._flush()
             now = time.monotonic()
             if now >= next_renew:
                 self._renew()
@@ -122,21 +131,38 @@ class Worker:
             if now >= next_sweep:
                 self.queue.take_over_expired(self.dispatcher.retry_policy)
                 next_sweep = now + max(1.0, lease.total_seconds() / 6)
-            free = self._claim_limit() - len(self._inflight)
-            claimed = []
-            if free > 0:
+            with self._lock:
+                held, running = len(self._inflight), len(self._inflight) - len(self._done)
+            free = limit - held
+            claimed, tried = [], False
+            if free > 0 and (free >= limit // 2 or running < self._threads):
+                tried = True
                 claimed = self.queue.claim(self.name, min(free, s.batch_size), lease)
+                functions = self._functions({run.function for run in claimed})
                 for run in claimed:
-                    self._submit(run)
+                    self._submit(run, functions[run.function])
             if claimed and len(claimed) == min(free, s.batch_size):
                 continue  # there may be more due right now
             wait = min(s.poll_interval.total_seconds(), next_renew - time.monotonic())
-            if free > 0 and not claimed:
+            if tried and not claimed:
                 due = self.queue.next_due()
                 if due is not None:
                     wait = min(wait, (due - self.queue.clock()).total_seconds())
-            if not self._done:
-                self.wakeup.wait(wait)
+            with self._lock:
+                if self._done:
+                    wait = min(wait, self._first_done_at + MAX_GATHER - time.monotonic())
+            self.wakeup.wait(wait)
+
+    def _worth_flushing(self) -> bool:
+        """Enough finished runs for one transaction, the pool running dry, or one waited long."""
+        with self._lock:
+            done = len(self._done)
+            running = len(self._inflight) - done
+            return done > 0 and (
+                done >= self._flush_at
+                or running < self._threads
+                or time.monotonic() - self._first_done_at >= MAX_GATHER
+            )
 
     def _claim_limit(self) -> int:
         """Runs to hold: the pool's processes plus about 50 ms of work queued behind them."""
@@ -144,20 +170,37 @@ class Worker:
         ahead = size * max(1, math.ceil(0.05 / max(self._avg_run, 1e-4)))
         return max(size, min(self.concurrency, size + ahead))
 
-    def _submit(self, run: Claimed) -> None:
+    def _functions(self, names: set[str]) -> dict[str, FunctionInfo | FunctionNotFound]:
+        """Each claimed function looked up once per claim (not once per run)."""
+        found: dict[str, FunctionInfo | FunctionNotFound] = {}
+        for name in names:
+            try:
+                found[name] = self.dispatcher.registry.get(name)
+            except FunctionNotFound as e:
+                found[name] = e
+        return found
+
+    def _submit(self, run: Claimed, info: FunctionInfo | FunctionNotFound) -> None:
         assert self._executor is not None
         with self._lock:
-            self._inflight[run.id] = self._executor.submit(self._execute, run)
+            self._inflight[run.id] = self._executor.submit(self._execute, run, info)
 
-    def _execute(self, run: Claimed) -> None:
-        completion = self._run_safely(run)
+    def _execute(self, run: Claimed, info: FunctionInfo | FunctionNotFound) -> None:
+        completion = self._run_safely(run, info)
         with self._lock:
             self._done.append(completion)
-        self.wakeup.notify()
+            if len(self._done) == 1:
+                self._first_done_at = time.monotonic()
+            running = len(self._inflight) - len(self._done)
+            worth = len(self._done) >= self._flush_at or running < self._threads
+        if worth:  # otherwise the loop comes back within MAX_GATHER on its own
+            self.wakeup.notify()
 
-    def _run_safely(self, run: Claimed) -> Completion:
+    def _run_safely(
+        self, run: Claimed, info: FunctionInfo | FunctionNotFound | None = None
+    ) -> Completion:
         try:
-            return self._run_one(run)
+            return self._run_one(run, info)
         except Exception as e:  # a bug of ours must not lose the run: record it as failed
             log.exception("worker %s: running %s failed", self.name, run.id)
             error = RunError(ErrorType.EXECUTION_FAILED, f"firehook error: {e}")
@@ -174,13 +217,23 @@ class Worker:
         self.completed += len(done)
         return len(claimed)
 
-    def _run_one(self, run: Claimed) -> Completion:
+    def _run_one(
+        self, run: Claimed, info: FunctionInfo | FunctionNotFound | None = None
+    ) -> Completion:
         timeout = timedelta(milliseconds=run.timeout_ms)
-        try:
-            info = self.dispatcher.registry.get(run.function)
-        except FunctionNotFound as e:
+        if info is None:
+            try:
+                info = self.dispatcher.registry.get(run.function)
+            except FunctionNotFound as e:
+                info = e
+        if isinstance(info, FunctionNotFound):
             return Completion(
-                run, None, RunError(ErrorType.NOT_FOUND, str(e)), "", datetime.now(UTC), timedelta()
+                run,
+                None,
+                RunError(ErrorType.NOT_FOUND, str(info)),
+                "",
+                datetime.now(UTC),
+                timedelta(),
             )
         if info.error is not None:
             error = RunError(

@@ -143,8 +143,7 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
                 p.message.requeue()
             time.sleep(1.0)
             return
-        for p in good:
-            p.message.ack()
+        self._ack(good)
         created = sum(1 for e in enqueued if e.created)
         self.stats["events"] += len(good)
         self.stats["runs"] += created
@@ -160,6 +159,17 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
             )
         if self.skips is not None and skipped:
             self.skips.record(skipped)
+
+    def _ack(self, batch: list[_Pending]) -> None:
+        """AMQP: one ``multiple`` ack for the batch (every earlier delivery on this channel is
+        already settled); the virtual transports (embedded, Redis) ack one by one."""
+        if not batch:
+            return
+        if getattr(self.connection.transport, "driver_type", "") == "amqp":
+            batch[-1].message.ack(multiple=True)
+        else:
+            for p in batch:
+                p.message.ack()
 
     def _dead_letter(self, message: Any, reason: str) -> None:
         key = message.delivery_info.get("routing_key", "")

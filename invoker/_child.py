@@ -224,22 +224,37 @@ def _run(spec: dict[str, Any], handler: _LogHandler) -> dict[str, Any]:
     finally:
         handler.sink = None
     answer["duration_ms"] = (time.perf_counter() - t0) * 1000
-    answer["logs"] = sink.text()
+    answer["logs"] = _utf8(sink.text())
     return answer
 
 
 def _encode(value: Any, answer: dict[str, Any]) -> str | None:
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as e:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        if not encoded.isascii():
+            encoded.encode("utf-8")  # a lone surrogate would fail where the run is recorded
+    except (TypeError, ValueError) as e:  # UnicodeEncodeError is a ValueError
         answer["error"] = _error(
             "execution_failed", f"the result of main() is not JSON-serialisable: {e}", ""
         )
         return None
+    return encoded
 
 
 def _error(type_: str, message: str, stack: str) -> dict[str, str]:
-    return {"type": type_, "message": message, "stack": stack}
+    return {"type": type_, "message": _utf8(message), "stack": _utf8(stack)}
+
+
+def _utf8(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (``"\\ud800"``, which Python strings may
+    hold and no database or JSON reader accepts) is written out as its escape."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _check(spec: dict[str, Any]) -> dict[str, Any]:

@@ -225,3 +225,32 @@ def test_recycled_workers_keep_answering(functions_dir: Path) -> None:
     with Pool(functions_dir, size=1, max_tasks_per_worker=2) as p:
         assert [value(run(p, "hello")) for _ in range(5)] == ["hello world"] * 5
         assert p.replaced == 2
+
+
+LONE_SURROGATES = """
+import sys
+
+def main(event):
+    print("printed \\ud800 here")
+    if event.data == "raise":
+        raise ValueError("bad \\udc80 value")
+    return "\\ud800" if event.data == "return" else "ok"
+"""
+
+
+def test_lone_surrogates_are_escaped_in_logs_and_errors_and_refused_as_a_result(
+    pool: Pool,
+) -> None:
+    (pool.functions_dir / "surrogates.py").write_text(LONE_SURROGATES)
+    ok = run(pool, "surrogates")
+    assert value(ok) == "ok"
+    assert "printed \\ud800 here" in ok.logs
+    ok.logs.encode("utf-8")  # valid text: a database takes it
+    raised = run(pool, "surrogates", "raise")
+    assert raised.error is not None and raised.error.type is ErrorType.EXECUTION_FAILED
+    assert "bad \\udc80 value" in raised.error.message
+    raised.error.stack.encode("utf-8")
+    returned = run(pool, "surrogates", "return")
+    assert returned.error is not None and returned.error.type is ErrorType.EXECUTION_FAILED
+    assert "not JSON-serialisable" in returned.error.message
+    assert "surrogates not allowed" in returned.error.message

@@ -278,3 +278,19 @@ def test_next_due_tells_when_to_wake(rig: Rig) -> None:
     assert rig.dispatcher.queue.next_due() is None
     queued = rig.dispatcher.enqueue(InvokeRequest("hello"), delay=timedelta(seconds=42))
     assert rig.dispatcher.queue.next_due() == queued.due_at
+
+
+def test_a_run_with_lone_surrogates_is_recorded_and_the_worker_goes_on(
+    rig: Rig, functions_dir: Path
+) -> None:
+    (functions_dir / "surrogates.py").write_text(
+        "def main(event):\n    print('x \\ud800')\n    return '\\ud800'\n"
+    )
+    root = rig.dispatcher.enqueue(InvokeRequest("surrogates")).job_id
+    after = rig.dispatcher.enqueue(InvokeRequest("hello")).job_id
+    assert rig.worker.run_due() == 2
+    failed = rig.rows(root)[0]  # the first attempt (the default policy retries it)
+    assert failed.status in ("retrying", "execution_failed")
+    assert "not JSON-serialisable" in failed.error["message"]
+    assert failed.logs is not None and "x \\ud800" in failed.logs
+    assert [r.status for r in rig.rows(after)] == ["fulfilled"]

@@ -72,9 +72,8 @@ def descends_from(pid: int, roots: set[int], table: dict[int, tuple[str, int, fl
     return False
 
 
-def servers(pid: int, name: str, table: dict[int, tuple[str, int, float]]) -> str | None:
-    """The shared services every setup uses."""
-    del pid, table
+def servers(name: str) -> str | None:
+    """The shared services every setup uses, by command name."""
     if name == "postgres":
         return "PostgreSQL"
     if name in ("beam.smp", "erl_child_setup", "inet_gethost", "epmd"):
@@ -104,7 +103,7 @@ def _by_cpu(item: tuple[str, float]) -> float:
 def usage(before: Snapshot, after: Snapshot, wall: float, classify: Classifier) -> Usage:
     groups: dict[str, float] = {}
     for pid, (name, _ppid, cpu) in after.cpu.items():
-        group = classify(pid, name, after.cpu) or servers(pid, name, after.cpu)
+        group = classify(pid, name, after.cpu) or servers(name)
         if group is None:
             continue
         prior = before.cpu.get(pid)

@@ -37,6 +37,10 @@ class Peer:
     def installed(self) -> bool:
         return importlib.util.find_spec(self.name) is not None
 
+    def queue_names(self, queue: str) -> list[str]:
+        """``queue`` and the queues the peer declares beside it."""
+        return [queue] + [queue + suffix for suffix in self.extra_queues]
+
 
 PEERS = {
     "celery": Peer(
@@ -81,11 +85,21 @@ def consumers_on(amqp_url: str, queue: str) -> int:
 
 
 def delete_queues(amqp_url: str, names: list[str]) -> None:
+    _each_queue(amqp_url, names, "queue_delete")
+
+
+def purge_queues(amqp_url: str, names: list[str]) -> None:
+    _each_queue(amqp_url, names, "queue_purge")
+
+
+def _each_queue(amqp_url: str, names: list[str], method: str) -> None:
+    """``channel.<method>(name)`` for each queue, skipping queues that were never declared
+    (NOT_FOUND closes the channel, so each gets a channel of its own)."""
     with Connection(amqp_url) as conn:
         for name in names:
             channel = conn.channel()
             try:
-                channel.queue_delete(name)
+                getattr(channel, method)(name)
             except Exception:  # never declared
                 continue
             finally:
@@ -155,18 +169,9 @@ class PeerRun:
         self.proc = None
 
     def close(self) -> None:
-        """Stop the worker and empty its queues; the queues stay until ``delete()`` (the
+        """Stop the worker and empty its queues; e2e.py deletes them at the end of the run (the
         publishing side caches what it declared, so a queue deleted between cases would
         silently drop the next case's messages)."""
         self.stop()
-        with Connection(self.amqp_url) as conn:
-            for name in self.queues():
-                channel = conn.channel()
-                try:
-                    channel.queue_purge(name)
-                except Exception:  # never declared
-                    continue
+        purge_queues(self.amqp_url, self.peer.queue_names(self.queue))
         self.log.unlink(missing_ok=True)
-
-    def queues(self) -> list[str]:
-        return [self.queue] + [self.queue + s for s in self.peer.extra_queues]

@@ -29,21 +29,27 @@ import os
 import secrets
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, make_url, text
 
 from benchmarks import _cpu
-from benchmarks._common import header
+from benchmarks._common import (
+    ORDER_RULE,
+    PG,
+    RABBIT,
+    header,
+    project,
+    role_env,
+    scratch_schema,
+    start_role,
+    stop_roles,
+)
 from benchmarks._peers import PEERS, PeerRun, consumers_on, delete_queues
 from config import Settings, create_db_engine
 from config.loader import parse_config
@@ -53,17 +59,6 @@ from triggers.broker import Topology, connect
 from triggers.events import CloudEvent, change_event
 from triggers.publisher import Publisher
 
-PG = os.environ.get(
-    "FIREHOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-RABBIT = os.environ.get("FIREHOOK_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-RULES = """
-version: 1
-triggers:
-  - name: on-order
-    on: {table: orders, events: [on_create]}
-    invoke: trivial
-"""
 DEADLINE = 600.0
 
 
@@ -76,29 +71,6 @@ class Result:
     publish_rate: float
     wall: float
     cpu: _cpu.Usage
-
-
-@contextmanager
-def scratch_schema() -> Iterator[tuple[str, str]]:
-    """A fresh PostgreSQL schema: (SQLAlchemy URL, libpq conninfo) with it on the path."""
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = create_db_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = f"{PG}{'&' if '?' in PG else '?'}options=-csearch_path%3D{schema}"
-        u = make_url(PG)
-        dsn = (
-            f"host={u.host or '127.0.0.1'} port={u.port or 5432} dbname={u.database} "
-            f"user={u.username or 'postgres'} options='-csearch_path={schema}'"
-        )
-        if u.password:
-            dsn += f" password={u.password}"
-        yield url, dsn
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def wait_done(n: int, count: Callable[[], int], what: str, procs: list[Any]) -> None:
@@ -147,31 +119,13 @@ def finish(
 
 
 # ---------------------------------------------------------------- firehook
-def start_role(role: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    p = subprocess.Popen(
-        [sys.executable, "-m", "firehook", role],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert p.stdout is not None
-    if "running" not in p.stdout.readline():  # the role's ready line
-        raise SystemExit(f"firehook {role} did not start")
-    return p
-
-
 def run_firehook(workers: int, mode: str, events: list[CloudEvent]) -> Result:
     n = len(events)
     setup = f"firehook: consumer + {workers} worker{'s' if workers > 1 else ''}"
     topo = Topology(
         exchange=f"bench.e2e.{secrets.token_hex(3)}", queue=f"bench.e2e.{secrets.token_hex(3)}"
     )
-    with scratch_schema() as (db_url, _dsn), tempfile.TemporaryDirectory() as tmp:
-        cwd = Path(tmp)
-        (cwd / "functions").mkdir()
-        (cwd / "functions" / "trivial.py").write_text("def main(event):\n    return 1\n")
+    with scratch_schema() as (db_url, _dsn), project() as cwd:
         triggers = TriggerSettings(exchange=topo.exchange, queue=topo.queue)
         settings = Settings(
             database_url=db_url,
@@ -180,13 +134,12 @@ def run_firehook(workers: int, mode: str, events: list[CloudEvent]) -> Result:
             triggers=triggers,
         )
         app = App(settings).open_db()
-        app.rules_store.apply(parse_config(RULES).config, "bench")
+        app.rules_store.apply(parse_config(ORDER_RULE).config, "bench")
         with connect(RABBIT) as conn:
             topo.events_queue()(conn.default_channel).declare()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
-        env.update(
-            FIREHOOK_DATABASE_URL=db_url,
-            FIREHOOK_FUNCTIONS_DIR=str(cwd / "functions"),
+        env = role_env(
+            db_url,
+            cwd,
             FIREHOOK_BROKER_URL=RABBIT,
             FIREHOOK_TRIGGERS__EXCHANGE=topo.exchange,
             FIREHOOK_TRIGGERS__QUEUE=topo.queue,
@@ -218,10 +171,7 @@ def run_firehook(workers: int, mode: str, events: list[CloudEvent]) -> Result:
                 thread.join()
         finally:
             publisher.close()
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(30)
+            stop_roles(procs)
             app.close()
             delete_queues(RABBIT, [topo.queue, topo.dead_queue_name])
     roots = {p.pid for p in procs}
@@ -378,8 +328,7 @@ def main() -> None:
                 results.extend(run_peer(p, mode, events) for p in peers)
     finally:
         for p in peers:
-            q = peer_queue(p)
-            delete_queues(RABBIT, [q] + [q + s for s in PEERS[p].extra_queues])
+            delete_queues(RABBIT, PEERS[p].queue_names(peer_queue(p)))
     summary(results)
 
 

@@ -13,37 +13,29 @@ import _pathfix  # noqa: F401  (first: benchmarks/queue.py shadows the stdlib)
 
 # isort: split
 import argparse
-import os
 import secrets
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
-from sqlalchemy import text
 
-from benchmarks._common import header
-from config import Settings, create_db_engine
+from benchmarks._common import (
+    ORDER_RULE,
+    RABBIT,
+    header,
+    project,
+    role_env,
+    scratch_schema,
+    start_role,
+    stop_roles,
+)
+from config import Settings
 from config.loader import parse_config
 from firehook.app import App
 from triggers.broker import connect, events_queue
 from triggers.events import change_event
 from triggers.publisher import Publisher
-
-PG = os.environ.get(
-    "FIREHOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-RABBIT = os.environ.get("FIREHOOK_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-RULES = """
-version: 1
-triggers:
-  - name: on-order
-    on: {table: orders, events: [on_create]}
-    invoke: trivial
-"""
 
 
 def ceiling(url: str, n: int) -> float:
@@ -94,38 +86,18 @@ def ceiling(url: str, n: int) -> float:
 
 
 def end_to_end(name: str, db_url: str, broker_url: str, n: int, ceil: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        cwd = Path(tmp)
-        (cwd / "functions").mkdir()
-        (cwd / "functions" / "trivial.py").write_text("def main(event):\n    return 1\n")
+    with project() as cwd:
         settings = Settings(
             database_url=db_url, functions_dir=cwd / "functions", broker_url=broker_url
         )
         app = App(settings).open_db()
-        app.rules_store.apply(parse_config(RULES).config, "bench")
+        app.rules_store.apply(parse_config(ORDER_RULE).config, "bench")
         with connect(broker_url) as conn:  # start from an empty queue
             q = events_queue()(conn.default_channel)
             q.declare()
             q.purge()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
-        env.update(
-            FIREHOOK_DATABASE_URL=db_url,
-            FIREHOOK_FUNCTIONS_DIR=str(cwd / "functions"),
-            FIREHOOK_BROKER_URL=broker_url,
-        )
-        procs = []
-        for role in ("consumer", "worker"):
-            p = subprocess.Popen(
-                [sys.executable, "-m", "firehook", role],
-                env=env,
-                cwd=cwd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            assert p.stdout is not None
-            p.stdout.readline()
-            procs.append(p)
+        env = role_env(db_url, cwd, FIREHOOK_BROKER_URL=broker_url)
+        procs = [start_role(role, env, cwd) for role in ("consumer", "worker")]
         events = [change_event("orders", "on_create", after={"id": i}) for i in range(n)]
         t0 = time.perf_counter()
         with Publisher(broker_url) as pub:
@@ -141,10 +113,7 @@ def end_to_end(name: str, db_url: str, broker_url: str, n: int, ceil: float) -> 
             time.sleep(0.1)
         total = time.perf_counter() - t0
         consumed = consumed or total
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
+        stop_roles(procs)
         app.close()
     rate = n / total
     print(
@@ -161,17 +130,8 @@ def main() -> None:
     args = parser.parse_args()
     header(f"benchmarks/events.py: {args.n} events -> {args.n} fulfilled runs")
     if args.only in (None, "rabbitmq"):
-        schema = f"bench_{secrets.token_hex(4)}"
-        admin = create_db_engine(PG)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            url = f"{PG}{'&' if '?' in PG else '?'}options=-csearch_path%3D{schema}"
+        with scratch_schema() as (url, _dsn):
             end_to_end("RabbitMQ + PostgreSQL", url, RABBIT, args.n, ceiling(RABBIT, args.n))
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
     if args.only in (None, "embedded"):
         with tempfile.TemporaryDirectory() as tmp:
             broker = f"sqla+sqlite:///{tmp}/events.db"

@@ -19,36 +19,31 @@ import _pathfix  # noqa: F401  (first: this file's name shadows the stdlib's que
 
 # isort: split
 import argparse
-import os
-import secrets
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
 
-from benchmarks._common import header
+from benchmarks._common import (
+    header,
+    pct,
+    project,
+    role_env,
+    scratch_schema,
+    start_role,
+    stop_roles,
+)
 from config import Settings, create_db_engine
 from firehook.app import App
 from invoker.dispatch import InvokeRequest
 from invoker.store import InvocationFilter
 
-PG = os.environ.get(
-    "FIREHOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
 
 def noop() -> None:
     """APScheduler's job target."""
-
-
-def pct(values: list[float], q: float) -> float:
-    data = sorted(values)
-    return data[min(len(data) - 1, int(q * len(data)))]
 
 
 def bench_enqueue(app: App, n: int, url: str) -> None:
@@ -92,27 +87,7 @@ def apscheduler_rate(n: int, url: str) -> float:
 
 
 def start_workers(count: int, env: dict[str, str], cwd: Path) -> list[subprocess.Popen[str]]:
-    procs = []
-    for _ in range(count):
-        p = subprocess.Popen(
-            [sys.executable, "-m", "firehook", "worker"],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert p.stdout is not None
-        p.stdout.readline()  # "running"
-        procs.append(p)
-    return procs
-
-
-def stop_workers(procs: list[subprocess.Popen[str]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait(30)
+    return [start_role("worker", env, cwd) for _ in range(count)]
 
 
 def wait_fulfilled(app: App, n: int, limit: float) -> None:
@@ -131,7 +106,7 @@ def bench_drain(app: App, runs: int, workers: int, env: dict[str, str], cwd: Pat
         app.dispatcher.enqueue_many([(req, None, None)] * min(1000, runs - start))
     procs = start_workers(workers, env, cwd)
     wait_fulfilled(app, runs, 300)
-    stop_workers(procs)
+    stop_roles(procs)
     rows = app.store.find(InvocationFilter(limit=runs + 10))
     first = min(r.started_at for r in rows if r.started_at)
     last = max(r.finished_at for r in rows if r.finished_at)
@@ -153,7 +128,7 @@ def bench_same_second(app: App, env: dict[str, str], cwd: Path) -> None:
     req = InvokeRequest("trivial", {"x": 1}, event_type="delayed")
     app.dispatcher.enqueue_many([(req, due, None)] * 200)
     wait_fulfilled(app, 200, 60)
-    stop_workers(procs)
+    stop_roles(procs)
     rows = app.store.find(InvocationFilter(limit=300))
     lag = [(r.started_at - r.due_at).total_seconds() * 1000 for r in rows if r.started_at]
     print(
@@ -168,29 +143,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000, help="runs to drain in (b)")
     args = parser.parse_args()
     header("benchmarks/queue.py: the invocation table as a queue, on PostgreSQL")
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = create_db_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG}{'&' if '?' in PG else '?'}options=-csearch_path%3D{schema}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            cwd = Path(tmp)
-            (cwd / "functions").mkdir()
-            (cwd / "functions" / "trivial.py").write_text("def main(event):\n    return 1\n")
-            settings = Settings(database_url=url, functions_dir=cwd / "functions")
-            app = App(settings).open_db()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
-            env.update(FIREHOOK_DATABASE_URL=url, FIREHOOK_FUNCTIONS_DIR=str(cwd / "functions"))
-            bench_enqueue(app, args.n, url)
-            for workers in (1, 2):
-                bench_drain(app, args.runs, workers, env, cwd)
-            bench_same_second(app, env, cwd)
-            app.close()
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with scratch_schema() as (url, _dsn), project() as cwd:
+        app = App(Settings(database_url=url, functions_dir=cwd / "functions")).open_db()
+        env = role_env(url, cwd)
+        bench_enqueue(app, args.n, url)
+        for workers in (1, 2):
+            bench_drain(app, args.runs, workers, env, cwd)
+        bench_same_second(app, env, cwd)
+        app.close()
 
 
 if __name__ == "__main__":

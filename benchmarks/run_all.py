@@ -82,7 +82,7 @@ def _server_versions() -> list[str]:
     try:
         from sqlalchemy import text
 
-        from benchmarks.e2e import PG, RABBIT
+        from benchmarks._common import PG, RABBIT
         from config import create_db_engine
         from triggers.broker import connect
 

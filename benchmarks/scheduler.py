@@ -17,41 +17,33 @@ scheduler RSS under 300 MB.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import _pathfix  # noqa: F401  (first: this file's name shadows firehook's scheduler package)
 
-# This file is named scheduler.py: take its folder off sys.path and put the repository root
-# first, so that `import scheduler` finds firehook's package, not this script.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if p not in (str(_HERE), "")]
-
+# isort: split
 import argparse
 import multiprocessing
 import os
-import secrets
 import statistics
-import subprocess
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from benchmarks._common import header
-from config import Settings, create_db_engine
+from benchmarks._common import (
+    header,
+    pct,
+    project,
+    role_env,
+    scratch_schema,
+    start_role,
+    stop_roles,
+)
+from config import Settings
 from firehook.app import App
 from firehook.apply import apply_file
 from invoker.records import invocation_table as inv
 from scheduler.cron import parse_cron
-
-PG = os.environ.get(
-    "FIREHOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def pct(values: list[float], q: float) -> float:
-    data = sorted(values)
-    return data[min(len(data) - 1, int(q * len(data)))]
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -94,26 +86,13 @@ def bench_firehook(
     apply_file(config, app.rules_store, app.registry, settings)
     applied = time.perf_counter() - t0
     print(f"firehook: apply {n:,} schedules (load, validate, write): {applied:.2f} s")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREHOOK_")}
-    env.update(
-        FIREHOOK_DATABASE_URL=url,
-        FIREHOOK_FUNCTIONS_DIR=str(cwd / "functions"),
+    env = role_env(
+        url,
+        cwd,
         FIREHOOK_RETENTION__ENABLED="false",
         FIREHOOK_WORKER__CONCURRENCY=str(concurrency),
     )
-    procs = []
-    for role in ["scheduler"] + ["worker"] * workers:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "firehook", role],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert p.stdout is not None
-        p.stdout.readline()  # "running"
-        procs.append(p)
+    procs = [start_role(r, env, cwd) for r in ["scheduler"] + ["worker"] * workers]
     try:
         time.sleep(5)  # rules loaded, first ticks fired
         warm = datetime.now(UTC)
@@ -133,10 +112,7 @@ def bench_firehook(
                 )
             ).all()
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(60)
+        stop_roles(procs, wait=60)
     lag = [(r.started_at - r.due_at).total_seconds() * 1000 for r in rows]
     ahead = [(r.due_at - r.created_at).total_seconds() * 1000 for r in rows]
     all_lag = [(r.started_at - r.due_at).total_seconds() * 1000 for r in minute]
@@ -217,23 +193,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     header("benchmarks/scheduler.py: cron schedules on PostgreSQL, beside APScheduler 3 alone")
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = create_db_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG}{'&' if '?' in PG else '?'}options=-csearch_path%3D{schema}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            cwd = Path(tmp)
-            (cwd / "functions").mkdir()
-            (cwd / "functions" / "trivial.py").write_text("def main(event):\n    return 1\n")
-            bench_firehook(
-                url, cwd, args.n, args.group, args.second, args.workers, args.concurrency
-            )
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with scratch_schema() as (url, _dsn), project() as cwd:
+        bench_firehook(url, cwd, args.n, args.group, args.second, args.workers, args.concurrency)
     bench_apscheduler(args.n, args.group, args.second)
 
 

@@ -9,6 +9,7 @@ lease was taken over can no longer be completed by its old owner.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -197,13 +198,11 @@ class Queue:
         now = self.clock()
         finished: list[dict[str, Any]] = []
         pending_retries: dict[str, dict[str, Any]] = {}
-        policies: dict[str, RetryPolicy] = {}
+        policy_of = functools.cache(policy_for)  # once per function and batch
         for c in done:
             status = Status.FULFILLED
-            policy = policies.get(c.run.function)
             if c.error is not None:
-                if policy is None:
-                    policy = policies[c.run.function] = policy_for(c.run.function)
+                policy = policy_of(c.run.function)
                 status = final_status(c.error, c.run.attempt, c.run.max_attempts, policy)
             row = {
                 "id": c.run.id,
@@ -216,8 +215,8 @@ class Queue:
                 "duration_ms": c.duration.total_seconds() * 1000,
                 "note": None,
             }
-            if status is Status.RETRYING and policy is not None:
-                retry = next_attempt(c.run, policy, now)
+            if status is Status.RETRYING:
+                retry = next_attempt(c.run, policy_of(c.run.function), now)
                 row["note"] = "next: " + retry["note"]
                 pending_retries[c.run.id] = retry
             finished.append(row)

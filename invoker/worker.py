@@ -154,15 +154,16 @@ class Worker:
             self.wakeup.wait(wait)
 
     def _worth_flushing(self) -> bool:
-        """Enough finished runs for one transaction, the pool running dry, or one waited long."""
+        """A batch is ready, or the first finished run has waited ``MAX_GATHER``."""
         with self._lock:
-            done = len(self._done)
-            running = len(self._inflight) - done
-            return done > 0 and (
-                done >= self._flush_at
-                or running < self._threads
-                or time.monotonic() - self._first_done_at >= MAX_GATHER
+            return bool(self._done) and (
+                self._batch_ready_locked() or time.monotonic() - self._first_done_at >= MAX_GATHER
             )
+
+    def _batch_ready_locked(self) -> bool:
+        """(Lock held.) Enough finished runs for one transaction, or the pool running dry."""
+        done = len(self._done)
+        return done >= self._flush_at or len(self._inflight) - done < self._threads
 
     def _claim_limit(self) -> int:
         """Runs to hold: the pool's processes plus about 50 ms of work queued behind them."""
@@ -191,8 +192,7 @@ class Worker:
             self._done.append(completion)
             if len(self._done) == 1:
                 self._first_done_at = time.monotonic()
-            running = len(self._inflight) - len(self._done)
-            worth = len(self._done) >= self._flush_at or running < self._threads
+            worth = self._batch_ready_locked()
         if worth:  # otherwise the loop comes back within MAX_GATHER on its own
             self.wakeup.notify()
 

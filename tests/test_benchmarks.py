@@ -67,3 +67,23 @@ def test_an_unknown_script_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "unknown script(s): nope" in proc.stderr
     assert not (tmp_path / "x.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--peers", "nope"], "unknown peer 'nope'"),
+        (["--modes", "sometimes"], "--modes takes live and/or filled"),
+    ],
+)
+def test_e2e_refuses_bad_arguments_before_touching_anything(args: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "e2e.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr

@@ -50,13 +50,49 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+PING_AFTER = timedelta(seconds=1)
+
+
+def _ping_when_idle(engine: Engine, after: timedelta) -> None:
+    """Check a pooled PostgreSQL connection before use only when it sat idle for ``after``.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout, and the queue's
+    claims and completions check out a connection for every transaction (a third of the
+    statements the worker sent were pings).  A connection used within ``after`` was alive
+    then; one that died since fails its transaction with a disconnect, on which SQLAlchemy
+    replaces every pooled connection, so at most one transaction per process sees a restart.
+    A failed ping raises ``DisconnectionError``: the pool then connects afresh.
+    """
+    idle_for = after.total_seconds()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["firehook_used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        used_at = record.info.get("firehook_used_at")
+        if used_at is None or time.monotonic() - used_at < idle_for:
+            return  # new (just connected) or recently used
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:  # any failure of the ping means: do not use this connection
+            raise exc.DisconnectionError(f"pooled connection failed its ping: {e}") from e
+
+
 def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_db_engine(url: str, *, busy_timeout: timedelta = timedelta(seconds=10)) -> Engine:
+def create_db_engine(
+    url: str,
+    *,
+    busy_timeout: timedelta = timedelta(seconds=10),
+    ping_after: timedelta = PING_AFTER,
+) -> Engine:
     """Build an engine for ``sqlite:///file.db`` or ``postgresql[+psycopg]://...``.
 
+    A pooled PostgreSQL connection idle for ``ping_after`` is checked before use.
     SQLite gets WAL, ``synchronous=NORMAL``, a busy timeout and explicit ``BEGIN`` so that
     write transactions can start with ``BEGIN IMMEDIATE`` (see :func:`write_tx`).
     """
@@ -68,7 +104,9 @@ def create_db_engine(url: str, *, busy_timeout: timedelta = timedelta(seconds=10
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(parsed, pool_size=10, max_overflow=20)
+        _ping_when_idle(engine, ping_after)
+        return engine
     if backend != "sqlite":
         raise ConfigError(
             f"unsupported database {backend!r} in FIREHOOK_DATABASE_URL: use sqlite or postgresql"

@@ -54,9 +54,9 @@ class WorkerSettings(BaseModel):
     concurrency: int = Field(
         default=0,
         ge=0,
-        description="most runs a worker holds at once (running or claimed ahead); 0 = 32 x pool",
+        description="most runs a worker holds at once (running or claimed ahead); 0 = 256 x pool",
     )
-    batch_size: int = Field(default=32, ge=1, le=1000)
+    batch_size: int = Field(default=256, ge=1, le=1000, description="runs per claim")
     poll_interval: Duration = Field(default=timedelta(seconds=1), gt=timedelta(0))
     lease: Duration = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))
     grace_period: Duration = Field(default=timedelta(seconds=10), ge=timedelta(0))

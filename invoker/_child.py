@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import ModuleType
@@ -313,8 +313,12 @@ def serve(conn: Connection, functions_dir: str, memory_limit_mb: int) -> None:
         if message is None:
             return
         kind, spec = message
-        answer = _run(spec, handler) if kind == "run" else _check(spec)
-        try:
-            conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
-        except (BrokenPipeError, OSError):
-            return
+        if kind == "batch":  # runs one after another, each answered as it ends
+            answers: Iterator[dict[str, Any]] = (_run(one, handler) for one in spec)
+        else:
+            answers = iter([_run(spec, handler) if kind == "run" else _check(spec)])
+        for answer in answers:
+            try:
+                conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
+            except (BrokenPipeError, OSError):
+                return

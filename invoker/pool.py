@@ -12,28 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import multiprocessing
-import os
-import pickle
 import queue
-import select
 import signal
-import sys
 import threading
 import time
-import types
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from config.errors import FirehookError
 from invoker import _child
+from invoker._proc import Proc, death_reason, main_module_hidden
 from invoker.envelope import ErrorType, RunError
 from invoker.event import Event
 from invoker.registry import FunctionInfo
@@ -58,84 +52,15 @@ class RunResult:
     duration: timedelta
 
 
-class _Worker:
-    __slots__ = ("_kill_lock", "_killed", "_poller", "conn", "process", "tasks")
-
-    def __init__(self, process: BaseProcess, conn: Connection) -> None:
-        self.process = process
-        self.conn = conn
-        self.tasks = 0
-        self._killed = False
-        self._kill_lock = threading.Lock()
-        self._poller: select.poll | None = None
-
-    # The pipe speaks pickle, like Connection.send/recv, without their per-call costs (a new
-    # ForkingPickler per message, a new selector per poll): about 30 us a run.
-    def send(self, message: Any) -> None:
-        self.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
-
-    def ready(self, timeout: float) -> bool:
-        """An answer (or the end of the pipe) arrived within ``timeout`` seconds."""
-        if self._poller is None:
-            self._poller = select.poll()
-            self._poller.register(self.conn.fileno(), select.POLLIN)
-        return bool(self._poller.poll(max(0, math.ceil(timeout * 1000))))
-
-    def recv(self) -> Any:
-        return pickle.loads(self.conn.recv_bytes())
-
-    @property
-    def pid(self) -> int:
-        assert self.process.pid is not None
-        return self.process.pid
-
-    def kill(self) -> None:
-        """Kill the worker's process group and close its pipe, once (any thread may call)."""
-        with self._kill_lock:
-            if self._killed:
-                return
-            self._killed = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        self.process.join(5)
-        self.conn.close()
-
-
-def _death_reason(worker: _Worker) -> str:
-    worker.process.join(1)
-    code = worker.process.exitcode
-    if code is None:
-        return "the worker process stopped answering"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        return f"the worker process was killed by {name}"
-    return f"the worker process exited with code {code} while running the function"
-
-
-_MAIN_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start a worker without multiprocessing re-running the parent's ``__main__`` in it.
-
-    forkserver and spawn children import the parent's main script again (as ``__mp_main__``):
-    an application script without an ``if __name__ == "__main__"`` guard would run again in
-    every worker, and one that cannot be imported there would kill it.  Workers never need it
-    (they load functions from their files), so the main module is hidden while one starts.
-    """
-    with _MAIN_LOCK:
-        real = sys.modules["__main__"]
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            yield
-        finally:
-            sys.modules["__main__"] = real
+def _result(answer: dict[str, Any]) -> RunResult:
+    error = answer["error"]
+    return RunResult(
+        result_json=answer["result"],
+        error=None if error is None else RunError.from_dict(error),
+        logs=answer["logs"],
+        started_at=datetime.fromtimestamp(answer["started"], UTC),
+        duration=timedelta(milliseconds=answer["duration_ms"]),
+    )
 
 
 class Pool:
@@ -159,11 +84,11 @@ class Pool:
         self.acquire_timeout = acquire_timeout
         self.max_tasks = max_tasks_per_worker
         self.start_method = start_method
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: queue.Queue[Proc] = queue.Queue()
         self._ctx: Any = None
         self._closed = True
         self._spawners: set[threading.Thread] = set()
-        self._live: set[_Worker] = set()  # every started worker not yet killed
+        self._live: set[Proc] = set()  # every started worker not yet killed
         self._lock = threading.Lock()
         self.replaced = 0  # workers replaced after a kill or death, for status lines and tests
 
@@ -241,13 +166,7 @@ class Pool:
         A run waits the pool's ``acquire_timeout`` for a free worker and is ``rejected``
         past it; with ``wait_for_worker`` (queued runs) it waits as long as it takes.
         """
-        spec = {
-            "name": info.name,
-            "path": str(info.path),
-            "is_package": info.is_package,
-            "event": event.to_dict(),
-            "log_limit": self.log_limit,
-        }
+        spec = self._spec(info, event)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
@@ -265,18 +184,68 @@ class Pool:
                 return self._failed(ErrorType.DEADLINE_EXCEEDED, message, started, t0)
             answer: dict[str, Any] = worker.recv()
         except (EOFError, OSError):
-            reason = _death_reason(worker)
+            reason = death_reason(worker)
             self._replace(worker)
             return self._failed(ErrorType.WORKER_LOST, reason, started, t0)
         self._release(worker)
-        error = answer["error"]
-        return RunResult(
-            result_json=answer["result"],
-            error=None if error is None else RunError.from_dict(error),
-            logs=answer["logs"],
-            started_at=datetime.fromtimestamp(answer["started"], UTC),
-            duration=timedelta(milliseconds=answer["duration_ms"]),
-        )
+        return _result(answer)
+
+    def run_many(
+        self,
+        runs: Sequence[tuple[FunctionInfo, Event, timedelta]],
+        on_result: Callable[[int, RunResult], None],
+    ) -> None:
+        """Run ``runs`` one after another in one worker, handing each ``(index, result)`` to
+        ``on_result`` as it finishes; waits as long as it takes for a free worker.
+
+        The worker gets the whole batch in one message and answers run by run, so it goes
+        from one run to the next without waiting for this process (queued trivial runs spent
+        most of their time in those hand-offs).  Each run keeps its own time limit, counted
+        from the previous answer.  A run that passes it, or a worker that dies, ends that run
+        as with :meth:`run`; the runs behind it never started and go to another worker.
+        """
+        todo = list(range(len(runs)))
+        while todo:
+            worker = self._acquire()
+            room = self.max_tasks - worker.tasks if self.max_tasks else len(todo)
+            take = todo[: max(1, room)]
+            message = ("batch", [self._spec(runs[i][0], runs[i][1]) for i in take])
+            try:
+                worker.send(message)
+            except OSError:
+                log.warning("worker %d died while idle; replacing it", worker.pid)
+                self._replace(worker)
+                continue
+            done = self._answers(worker, [(i, runs[i][2]) for i in take], on_result)
+            todo = todo[done:]
+
+    def _answers(
+        self,
+        worker: Proc,
+        runs: list[tuple[int, timedelta]],
+        on_result: Callable[[int, RunResult], None],
+    ) -> int:
+        """Read a batch's answers; how many of ``runs`` ended (the rest never started)."""
+        t0, started = time.perf_counter(), datetime.now(UTC)
+        for ended, (index, timeout) in enumerate(runs, 1):
+            limit = timeout.total_seconds()
+            try:
+                if not worker.ready(limit - (time.perf_counter() - t0)):
+                    self._replace(worker)
+                    message = f"the function ran past its {limit:g}s limit and was killed"
+                    failed = self._failed(ErrorType.DEADLINE_EXCEEDED, message, started, t0)
+                    on_result(index, failed)
+                    return ended
+                answer: dict[str, Any] = worker.recv()
+            except (EOFError, OSError):
+                reason = death_reason(worker)
+                self._replace(worker)
+                on_result(index, self._failed(ErrorType.WORKER_LOST, reason, started, t0))
+                return ended
+            on_result(index, _result(answer))
+            t0, started = time.perf_counter(), datetime.now(UTC)
+        self._release(worker, len(runs))
+        return len(runs)
 
     def check(self, info: FunctionInfo, timeout: timedelta = timedelta(seconds=5)) -> str | None:
         """Import the function in a worker; the load error, or None when it loads."""
@@ -291,18 +260,27 @@ class Pool:
                 return f"importing it took longer than {timeout.total_seconds():g}s"
             error: str | None = worker.recv()["error"]
         except (EOFError, OSError):
-            reason = _death_reason(worker)
+            reason = death_reason(worker)
             self._replace(worker)
             return f"importing it killed the worker: {reason}"
         self._release(worker)
         return error
 
     # internals -------------------------------------------------------------------------
+    def _spec(self, info: FunctionInfo, event: Event) -> dict[str, Any]:
+        return {
+            "name": info.name,
+            "path": str(info.path),
+            "is_package": info.is_package,
+            "event": event.to_dict(),
+            "log_limit": self.log_limit,
+        }
+
     def _failed(self, type_: ErrorType, message: str, started: datetime, t0: float) -> RunResult:
         duration = timedelta(seconds=time.perf_counter() - t0)
         return RunResult(None, RunError(type_, message), "", started, duration)
 
-    def _acquire(self, wait: timedelta | None = None) -> _Worker:
+    def _acquire(self, wait: timedelta | None = None) -> Proc:
         if self._closed:
             raise PoolClosed("the pool is not running")
         deadline = None if wait is None else time.monotonic() + wait.total_seconds()
@@ -313,7 +291,7 @@ class Pool:
                 worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
             return worker
 
-    def _acquire_and_send(self, message: Any, wait: timedelta | None) -> _Worker:
+    def _acquire_and_send(self, message: Any, wait: timedelta | None) -> Proc:
         """A free worker that took ``message``.  A worker that died while idle (the OOM
         killer, say) fails the send (its end of the pipe is closed): it is replaced and the
         message goes to another, so a run that never started is never reported lost."""
@@ -326,7 +304,7 @@ class Pool:
                 log.warning("worker %d died while idle; replacing it", worker.pid)
                 self._replace(worker)
 
-    def _get_idle_or_closed(self) -> _Worker:
+    def _get_idle_or_closed(self) -> Proc:
         while True:
             try:
                 return self._idle.get(timeout=0.5)
@@ -334,8 +312,8 @@ class Pool:
                 if self._closed:
                     raise PoolClosed("the pool was closed") from None
 
-    def _release(self, worker: _Worker) -> None:
-        worker.tasks += 1
+    def _release(self, worker: Proc, tasks: int = 1) -> None:
+        worker.tasks += tasks
         if self._closed or (self.max_tasks and worker.tasks >= self.max_tasks):
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
@@ -343,12 +321,12 @@ class Pool:
         else:
             self._idle.put(worker)
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> Proc:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        with _main_module_hidden():
+        with main_module_hidden():
             return self._start(parent_conn, child_conn)
 
-    def _start(self, parent_conn: Connection, child_conn: Connection) -> _Worker:
+    def _start(self, parent_conn: Connection, child_conn: Connection) -> Proc:
         process = self._ctx.Process(
             target=_child.serve,
             args=(child_conn, str(self.functions_dir.resolve()), self.memory_limit_mb),
@@ -357,17 +335,17 @@ class Pool:
         )
         process.start()
         child_conn.close()
-        worker = _Worker(process, parent_conn)
+        worker = Proc(process, parent_conn)
         with self._lock:
             self._live.add(worker)
         return worker
 
-    def _kill(self, worker: _Worker) -> None:
+    def _kill(self, worker: Proc) -> None:
         worker.kill()
         with self._lock:
             self._live.discard(worker)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: Proc) -> None:
         """Kill ``worker`` and start its replacement in the background."""
         self.replaced += 1
         thread = threading.Thread(target=self._respawn, args=(worker,), name="firehook-respawn")
@@ -375,7 +353,7 @@ class Pool:
             self._spawners.add(thread)
         thread.start()
 
-    def _respawn(self, dead: _Worker) -> None:
+    def _respawn(self, dead: Proc) -> None:
         try:
             self._kill(dead)
             delay = 0.05

@@ -2,10 +2,12 @@
 
 One loop thread does every database write of the worker (claims, completions, lease
 renewals, takeovers), so completions that finish close together are recorded in one
-transaction.  Runs execute on one thread per pool process.  How many runs a worker claims
-ahead adapts to how long they take: about 50 ms of work beyond what the pool is running
-(so quick functions are claimed in large batches, slow ones one per free process), never
-more than ``concurrency``.
+transaction.  Runs execute on one runner thread per pool process: a runner hands its pool
+process up to ``BATCH_WORK`` of claimed runs in one message (``Pool.run_many``), so a quick
+function's runs follow each other in the pool process without waiting for this one.  How
+many runs a worker claims ahead adapts to how long they take: about 50 ms of work beyond
+what the pool is running (so quick functions are claimed in large batches, slow ones one
+per free process), never more than ``concurrency``.
 
 Each claim and each completion is a transaction, so the loop spends them on batches: it
 claims again when half of what it may hold has finished (or a pool process is about to
@@ -22,7 +24,8 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from config.errors import FirehookError
@@ -30,6 +33,7 @@ from config.settings import WorkerSettings
 from invoker.dispatch import Dispatcher
 from invoker.envelope import ErrorType, FunctionNotFound, RunError
 from invoker.event import Event, EventType
+from invoker.pool import RunResult
 from invoker.queue import Claimed, Completion
 from invoker.registry import FunctionInfo
 from invoker.wakeup import Wakeup
@@ -39,6 +43,8 @@ __all__ = ["Worker"]
 log = logging.getLogger(__name__)
 
 MAX_GATHER = 0.02  # seconds a finished run may wait to be recorded together with others
+BATCH_WORK = 0.01  # seconds of work a runner hands its pool process at once
+MAX_BATCH = 16  # runs a runner hands its pool process at once
 
 
 def worker_name() -> str:
@@ -61,24 +67,33 @@ class Worker:
         self.settings = settings
         self.wakeup = wakeup or Wakeup()
         self.name = name or worker_name()
-        self.concurrency = settings.concurrency or dispatcher.pool.size * 32
+        self.concurrency = settings.concurrency or dispatcher.pool.size * 256
         self._avg_run = 0.05  # seconds, a moving average of recent runs
-        self._inflight: dict[str, Future[None]] = {}
+        self._inflight: dict[str, Claimed] = {}  # held: claimed and not yet recorded
+        self._pending: deque[tuple[Claimed, FunctionInfo | FunctionNotFound]] = deque()
         self._done: list[Completion] = []
         self._first_done_at = 0.0
         self._threads = 1
         self._flush_at = 1  # completions worth a transaction (set by the loop)
         self._lock = threading.Lock()
+        self._has_pending = threading.Condition(self._lock)
         self._stopping = threading.Event()
+        self._closed = False  # runners stop taking runs
         self._thread: threading.Thread | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._runners: list[threading.Thread] = []
         self.completed = 0  # runs recorded by this worker, for status lines and tests
+        self.largest_batch = 0  # most runs handed to a pool process at once, likewise
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> Worker:
-        # one thread per pool process; claimed runs beyond that wait in the executor's queue
+        # one runner per pool process; claimed runs beyond that wait in _pending
         self._threads = min(self.concurrency, self.dispatcher.pool.size)
-        self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="firehook-run")
+        self._runners = [
+            threading.Thread(target=self._runner, name=f"firehook-run_{i}", daemon=True)
+            for i in range(self._threads)
+        ]
+        for t in self._runners:
+            t.start()
         self._thread = threading.Thread(target=self._loop_guarded, name="firehook-worker")
         self._thread.start()
         log.info("worker %s started (concurrency %d)", self.name, self.concurrency)
@@ -92,8 +107,10 @@ class Worker:
         self.wakeup.notify()
         if self._thread is not None:
             self._thread.join()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+            self._has_pending.notify_all()
         log.info("worker %s stopped", self.name)
 
     @property
@@ -182,12 +199,55 @@ class Worker:
         return found
 
     def _submit(self, run: Claimed, info: FunctionInfo | FunctionNotFound) -> None:
-        assert self._executor is not None
         with self._lock:
-            self._inflight[run.id] = self._executor.submit(self._execute, run, info)
+            self._inflight[run.id] = run
+            self._pending.append((run, info))
+            self._has_pending.notify()
 
-    def _execute(self, run: Claimed, info: FunctionInfo | FunctionNotFound) -> None:
-        completion = self._run_safely(run, info)
+    def _runner(self) -> None:
+        """Hand claimed runs to a pool process in batches until the worker is closed."""
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._has_pending.wait()
+                if self._closed:
+                    return
+                size = max(1, min(MAX_BATCH, int(BATCH_WORK / max(self._avg_run, 1e-4))))
+                size = min(size, math.ceil(len(self._pending) / self._threads))
+                batch = [self._pending.popleft() for _ in range(size)]
+                self.largest_batch = max(self.largest_batch, size)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Claimed, FunctionInfo | FunctionNotFound]]) -> None:
+        ready: list[tuple[Claimed, FunctionInfo, Event]] = []
+        for run, info in batch:
+            if isinstance(info, FunctionInfo) and info.error is None:
+                ready.append((run, info, self._event(run)))
+            else:
+                self._finished(self._run_safely(run, info))
+        if not ready:
+            return
+
+        ended: set[int] = set()
+
+        def on_result(index: int, result: RunResult) -> None:
+            run = ready[index][0]
+            ended.add(index)
+            try:
+                completion = self._completion(run, result)
+            except Exception as e:  # a bug of ours must not lose the run: record it as failed
+                completion = self._crashed(run, e)
+            self._finished(completion)
+
+        runs = [(info, event, timedelta(milliseconds=run.timeout_ms)) for run, info, event in ready]
+        try:
+            self.dispatcher.pool.run_many(runs, on_result)
+        except Exception as e:  # the pool was closed under it: record what did not run
+            for index, (run, _, _) in enumerate(ready):
+                if index not in ended:
+                    self._finished(self._crashed(run, e))
+
+    def _finished(self, completion: Completion) -> None:
         with self._lock:
             self._done.append(completion)
             if len(self._done) == 1:
@@ -202,9 +262,12 @@ class Worker:
         try:
             return self._run_one(run, info)
         except Exception as e:  # a bug of ours must not lose the run: record it as failed
-            log.exception("worker %s: running %s failed", self.name, run.id)
-            error = RunError(ErrorType.EXECUTION_FAILED, f"firehook error: {e}")
-            return Completion(run, None, error, "", datetime.now(UTC), timedelta())
+            return self._crashed(run, e)
+
+    def _crashed(self, run: Claimed, e: Exception) -> Completion:
+        log.exception("worker %s: running %s failed", self.name, run.id)
+        error = RunError(ErrorType.EXECUTION_FAILED, f"firehook error: {e}")
+        return Completion(run, None, error, "", datetime.now(UTC), timedelta())
 
     def run_due(self, limit: int = 100) -> int:
         """Claim, run and record what is due now, in the caller's thread (tests, scripts)."""
@@ -240,7 +303,11 @@ class Worker:
                 ErrorType.EXECUTION_FAILED, f"{info.name} failed to load: {info.error}"
             )
             return Completion(run, None, error, "", datetime.now(UTC), timedelta())
-        event = Event(
+        result = self.dispatcher.pool.run(info, self._event(run), timeout, wait_for_worker=True)
+        return self._completion(run, result)
+
+    def _event(self, run: Claimed) -> Event:
+        return Event(
             data=run.params,
             event_type=run.event_type,
             job_id=run.id,
@@ -250,7 +317,9 @@ class Worker:
             request=run.request,
             trigger=run.source if run.event_type == EventType.TRIGGER else None,
         )
-        result = self.dispatcher.pool.run(info, event, timeout, wait_for_worker=True)
+
+    @staticmethod
+    def _completion(run: Claimed, result: RunResult) -> Completion:
         value = None if result.result_json is None else json.loads(result.result_json)
         return Completion(run, value, result.error, result.logs, result.started_at, result.duration)
 
@@ -269,7 +338,7 @@ class Worker:
             with self._lock:  # keep them; the loop retries after a back-off
                 self._done[:0] = done
                 for c in done:
-                    self._inflight[c.run.id] = Future()
+                    self._inflight[c.run.id] = c.run
             raise
         self.completed += len(done)
 
@@ -287,8 +356,8 @@ class Worker:
         deadline = getattr(self, "_grace_deadline", time.monotonic())
         while self._inflight and time.monotonic() < deadline:
             with self._lock:
-                pending = [f for f in self._inflight.values() if not f.done()]
-            if not pending and not self._done:
+                unfinished = len(self._inflight) - len(self._done)
+            if not unfinished and not self._done:
                 break
             self.wakeup.wait(min(0.05, max(0.0, deadline - time.monotonic())))
             try:

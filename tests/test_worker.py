@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from config import Settings, create_db_engine
 from firehook.app import App
 from invoker.dispatch import InvokeRequest
+from invoker.records import Invocation
 from invoker.store import InvocationFilter, InvocationStore
 
 
@@ -115,6 +116,36 @@ def test_an_idle_worker_is_woken_by_new_work_not_by_its_poll(app: App) -> None:
     wait_for(lambda: statuses(app.store) == ["fulfilled"], 10, "the run to be fulfilled")
     row = app.store.get(queued.job_id)
     assert row is not None and row.result == "hello now"
+
+
+def test_a_run_that_kills_its_pool_process_mid_batch_costs_only_itself(app: App) -> None:
+    """Quick runs go to a pool process in batches: the runs queued behind one that kills
+    its process run elsewhere, once each, and every run is on record once."""
+    hello = [InvokeRequest("hello", {"name": str(i)}) for i in range(40)]
+    before = [app.dispatcher.enqueue(r) for r in hello * 5]  # by then batches are full
+    lost = app.dispatcher.enqueue(InvokeRequest("exitOne"))
+    after = [app.dispatcher.enqueue(r) for r in hello]
+    worker = app.start_worker()
+
+    def rows() -> list[Invocation]:
+        return app.store.find(InvocationFilter(limit=1000))
+
+    wait_for(
+        lambda: (
+            sum(r.status == "fulfilled" for r in rows()) == 240
+            and any(r.root_id == lost.job_id and r.finished_at for r in rows())
+        ),
+        30,
+        "240 fulfilled runs and the lost one on record",
+    )
+    assert worker.largest_batch > 1
+    by_id = {r.id: r for r in rows()}
+    for i, queued in enumerate(before + after):
+        row = by_id[queued.job_id]
+        assert (row.status, row.result, row.attempt) == ("fulfilled", f"hello {i % 40}", 1)
+    assert sum(r.function == "hello" for r in by_id.values()) == 240  # none ran twice
+    first = by_id[lost.job_id]
+    assert first.error is not None and first.error["type"] == "worker_lost", first.error
 
 
 @pytest.mark.postgres

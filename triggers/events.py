@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -65,9 +66,10 @@ class CloudEvent(BaseModel):
         change = self.change
         return f"{change.table}.{change.event}" if change else "unrouted"
 
-    @property
+    @cached_property
     def change(self) -> ChangeData | None:
-        """The record change this event carries (None for webhook events)."""
+        """The record change this event carries (None for webhook events); validated once
+        (parsing, routing and matching all ask for it)."""
         if not self.type.startswith("firehook.record."):
             return None
         return ChangeData.model_validate(self.data)

@@ -1,7 +1,8 @@
 """End to end: events/s from publish to a recorded success, firehook beside Celery and Dramatiq.
 
-Run: ``python benchmarks/e2e.py [--n 5000] [--workers 1,2,4]`` (peers need
-``pip install -e '.[bench]'``; RabbitMQ and PostgreSQL on 127.0.0.1).
+Run: ``python benchmarks/e2e.py [--n 5000] [--workers 1,2,4] [--rounds 3]`` (peers need
+``pip install -e '.[bench]'``; RabbitMQ and PostgreSQL on 127.0.0.1).  ``--set
+FIREHOOK_WORKER__BATCH_SIZE=32`` (repeatable) runs firehook's roles with other settings.
 
 The same N event documents go through each setup on the same RabbitMQ and PostgreSQL:
 
@@ -119,7 +120,9 @@ def finish(
 
 
 # ---------------------------------------------------------------- firehook
-def run_firehook(workers: int, mode: str, events: list[CloudEvent]) -> Result:
+def run_firehook(
+    workers: int, mode: str, events: list[CloudEvent], overrides: dict[str, str] | None = None
+) -> Result:
     n = len(events)
     setup = f"firehook: consumer + {workers} worker{'s' if workers > 1 else ''}"
     topo = Topology(
@@ -143,6 +146,7 @@ def run_firehook(workers: int, mode: str, events: list[CloudEvent]) -> Result:
             FIREHOOK_BROKER_URL=RABBIT,
             FIREHOOK_TRIGGERS__EXCHANGE=topo.exchange,
             FIREHOOK_TRIGGERS__QUEUE=topo.queue,
+            **(overrides or {}),
         )
         procs: list[subprocess.Popen[str]] = []
         publisher = Publisher(RABBIT, topo)
@@ -303,7 +307,18 @@ def main() -> None:
     parser.add_argument("--peers", default="celery,dramatiq", help="comma list, or 'none'")
     parser.add_argument("--modes", default="live,filled")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every case; medians")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIREHOOK_NAME=VALUE",
+        help="a setting for firehook's roles, e.g. FIREHOOK_WORKER__BATCH_SIZE=32 (repeatable)",
+    )
     args = parser.parse_args()
+    overrides = dict(item.partition("=")[::2] for item in args.set)
+    for name, value in overrides.items():
+        if not name.startswith("FIREHOOK_") or not value:
+            parser.error(f"--set takes FIREHOOK_NAME=VALUE, not {name}={value}")
     workers = [int(w) for w in args.workers.split(",") if w]
     peers = [p for p in args.peers.split(",") if p and p != "none"]
     for p in peers:
@@ -324,7 +339,7 @@ def main() -> None:
             if args.rounds > 1:
                 print(f"-- round {r + 1} of {args.rounds}", flush=True)
             for mode in modes:
-                results.extend(run_firehook(w, mode, events) for w in workers)
+                results.extend(run_firehook(w, mode, events, overrides) for w in workers)
                 results.extend(run_peer(p, mode, events) for p in peers)
     finally:
         for p in peers:

@@ -74,6 +74,8 @@ def test_an_unknown_script_is_a_usage_error(tmp_path: Path) -> None:
     [
         (["--peers", "nope"], "unknown peer 'nope'"),
         (["--modes", "sometimes"], "--modes takes live and/or filled"),
+        (["--set", "WORKER__BATCH_SIZE=32"], "--set takes FIREHOOK_NAME=VALUE"),
+        (["--set", "FIREHOOK_WORKER__BATCH_SIZE"], "--set takes FIREHOOK_NAME=VALUE"),
     ],
 )
 def test_e2e_refuses_bad_arguments_before_touching_anything(args: list[str], message: str) -> None:

@@ -43,6 +43,7 @@ __all__ = ["Worker"]
 log = logging.getLogger(__name__)
 
 MAX_GATHER = 0.02  # seconds a finished run may wait to be recorded together with others
+CONTENDED = 0.02  # seconds before claiming again when another worker holds the due runs
 BATCH_WORK = 0.01  # seconds of work a runner hands its pool process at once
 MAX_BATCH = 16  # runs a runner hands its pool process at once
 
@@ -164,7 +165,10 @@ class Worker:
             if tried and not claimed:
                 due = self.queue.next_due()
                 if due is not None:
-                    wait = min(wait, (due - self.queue.clock()).total_seconds())
+                    # A run already due that the claim skipped is being claimed by another
+                    # worker right now (SKIP LOCKED): look again shortly, do not spin.
+                    ahead = (due - self.queue.clock()).total_seconds()
+                    wait = min(wait, ahead if ahead > 0 else CONTENDED)
             with self._lock:
                 if self._done:
                     wait = min(wait, self._first_done_at + MAX_GATHER - time.monotonic())

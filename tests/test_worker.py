@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, text
 
 from config import Settings, create_db_engine
 from firehook.app import App
 from invoker.dispatch import InvokeRequest
 from invoker.records import Invocation
 from invoker.store import InvocationFilter, InvocationStore
+from invoker.worker import CONTENDED
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -146,6 +147,38 @@ def test_a_run_that_kills_its_pool_process_mid_batch_costs_only_itself(app: App)
     assert sum(r.function == "hello" for r in by_id.values()) == 240  # none ran twice
     first = by_id[lost.job_id]
     assert first.error is not None and first.error["type"] == "worker_lost", first.error
+
+
+@pytest.mark.postgres
+def test_due_runs_locked_by_another_claim_do_not_make_the_worker_spin(
+    postgres_url: str, functions_dir: Path
+) -> None:
+    """While another worker's claim holds the due rows (SKIP LOCKED skips them), an idle
+    worker looks again every ``CONTENDED`` seconds instead of claiming in a tight loop."""
+    app = App(Settings(database_url=postgres_url, functions_dir=functions_dir)).open_db()
+    try:
+        queued = app.dispatcher.enqueue(InvokeRequest("hello", {"name": "locked"}))
+        claims: list[str] = []
+
+        @event.listens_for(app.engine, "before_cursor_execute")
+        def count(_c: object, _cur: object, statement: str, *_rest: object) -> None:
+            if statement.lstrip().startswith("WITH picked"):
+                claims.append(statement)
+
+        other = create_db_engine(postgres_url)
+        with other.begin() as conn:  # another worker's claim, still open
+            conn.execute(text("SELECT id FROM invocation FOR UPDATE"))
+            app.start_worker()
+            time.sleep(1.0)
+            held = len(claims)
+        wait_for(lambda: statuses(app.store) == ["fulfilled"], 10, "the run once released")
+        other.dispose()
+        row = app.store.get(queued.job_id)
+        assert row is not None and row.result == "hello locked"
+        # about one claim per CONTENDED (0.02 s); a spinning worker makes thousands
+        assert 5 <= held <= 1.0 / CONTENDED + 10, held
+    finally:
+        app.close()
 
 
 @pytest.mark.postgres

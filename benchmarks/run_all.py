@@ -99,6 +99,27 @@ def _server_versions() -> list[str]:
     return lines
 
 
+def _code() -> str:
+    """The commit measured, and whether the work tree had changes beyond it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+    except OSError as e:
+        return f"unknown (git: {e})"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    changed = " plus uncommitted changes" if dirty.stdout.strip() else ""
+    return f"commit {head.stdout.strip()}{changed}"
+
+
 def machine() -> list[str]:
     versions = []
     for name in ("firehook", *PACKAGES):
@@ -112,6 +133,7 @@ def machine() -> list[str]:
         f"- Python {platform.python_version()} ({sys.executable})",
         *(f"- {line}" for line in _server_versions()),
         "- packages: " + ", ".join(versions),
+        f"- code: {_code()}",
     ]
 
 

@@ -39,6 +39,8 @@ def test_quick_run_writes_the_page_with_every_setup(tmp_path: Path) -> None:
     page = out.read_text()
     assert "## Machine" in page
     assert "PostgreSQL: " in page and "RabbitMQ: " in page
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
+    assert f"- code: commit {head.stdout.decode().strip()}" in page
     assert "| invoke | `python benchmarks/invoke.py --n 300 --no-pebble` |" in page
     assert "| ok |" in page and "failed" not in page
     for setup in ("firehook: consumer + 1 worker", "firehook: consumer + 2 workers"):

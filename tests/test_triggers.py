@@ -6,6 +6,7 @@ Each test applies rules, publishes real messages, and reads the invocation table
 from __future__ import annotations
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -292,6 +293,54 @@ def test_malformed_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on
     assert "Invalid JSON" in reasons[b"{not json"]
     assert "id: Field required" in reasons[b'{"specversion": "1.0"}']
     assert "unknown event type 'other'" in reasons[b'{"id": "x", "source": "s", "type": "other"}']
+
+
+def test_an_event_whose_runs_cannot_be_queued_is_dead_lettered_and_the_rest_run(
+    rig: Rig, broker_url: str, functions_dir: Path
+) -> None:
+    """Params that are not JSON (a webhook body with NaN: Python's json reads it, the store
+    refuses it), or a rule whose function was removed: that event goes to the dead-letter
+    queue with the reason, and the other events of its batch are queued, once each."""
+    not_json = hook_event("payment-ok", {"amount": 5, "fee": float("nan")}).model_dump(mode="json")
+    not_json["data"]["fee"] = float("nan")  # model_dump writes NaN as null
+    gone = functions_dir / "gone.py"
+    gone.write_text("def main(event):\n    return 1\n")
+    rig.app.rules_store.apply(
+        parse_config(
+            textwrap.dedent(RULES)
+            + "  - name: gone\n    on: {table: refunds, events: [on_create]}\n    invoke: gone\n"
+        ).config,
+        "test",
+    )
+    gone.unlink()  # removed after the rule was applied
+    with connect(broker_url) as conn:
+        producer = Producer(conn.default_channel, exchange=Exchange(TOPOLOGY.exchange, "topic"))
+        producer.publish(
+            json.dumps(not_json),
+            routing_key="hook.payment-ok",
+            content_type="application/json",
+            declare=[TOPOLOGY.events_queue()],
+        )
+    rig.publisher.publish(change_event("refunds", "on_create", after={"id": 5}))
+    rig.publisher.publish(unpaid_order(2))
+    rig.start_consumer()
+    rows = rig.wait_runs(2)  # notify-unpaid and audit-orders for order 2
+    deadline = time.monotonic() + 10
+    while rig.consumer.consumer.stats["dead_lettered"] < 2 and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.05)
+    time.sleep(0.3)  # nothing more arrives
+    rows = rig.runs()
+    assert sorted(r.function for r in rows) == ["echo", "hello"]
+    assert all(r.params["after"]["id"] == 2 for r in rows)
+    dead = []
+    with connect(broker_url) as conn:
+        queue = TOPOLOGY.dead_queue()(conn.default_channel)
+        queue.declare()
+        while (msg := queue.get(no_ack=True)) is not None:
+            dead.append(msg.headers["x-firehook-reason"])
+    assert len(dead) == 2, dead
+    assert any("params are not JSON" in r for r in dead), dead
+    assert any("gone" in r and "not found" in r.lower() for r in dead), dead
 
 
 CRASHER = """

@@ -3,7 +3,8 @@
 Messages are gathered into batches (``batch_size`` or ``flush_interval``, whichever comes
 first); each batch's runs are inserted in one transaction, keyed ``(trigger, event id)`` so a
 redelivered event adds nothing, and only then are its messages acked.  A message that is not
-a valid event goes to the dead-letter queue with the reason.  A broken connection drops the
+a valid event, or one whose runs cannot be queued (a rule's function was removed, params
+that are not JSON), goes to the dead-letter queue with the reason.  A broken connection drops the
 unacked batch (the broker redelivers it) and reconnects with back-off.
 """
 
@@ -22,6 +23,8 @@ from kombu.mixins import ConsumerProducerMixin
 from config.errors import FirehookError
 from config.settings import TriggerSettings
 from invoker.dispatch import Dispatcher, InvokeRequest
+from invoker.envelope import InvokeError
+from invoker.queue import Enqueued
 from triggers.broker import DEAD_EXCHANGE
 from triggers.events import CloudEvent, InvalidEvent, parse_event
 from triggers.matching import Matcher, Skipped
@@ -31,6 +34,9 @@ from triggers.skips import SkipLog
 __all__ = ["EventConsumer"]
 
 log = logging.getLogger(__name__)
+
+
+Item = tuple[InvokeRequest, datetime | None, str | None]  # a run to queue: request, due, key
 
 
 @dataclass
@@ -122,32 +128,34 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
             self._dead_letter(bad.message, bad.error or "invalid event")
         good = [p for p in batch if p.event is not None]
         now = self.dispatcher.queue.clock()
-        items: list[tuple[InvokeRequest, datetime | None, str | None]] = []
-        skipped: list[tuple[CloudEvent, Skipped]] = []
+        plans: list[tuple[_Pending, list[Item], list[Skipped]]] = []
         for p in good:
             assert p.event is not None
             planned, skips = self.matcher.match(p.event, now)
-            items.extend((pl.request, pl.due_at, pl.key) for pl in planned)
-            skipped.extend((p.event, s) for s in skips)
-            if not planned:
-                self.stats["unmatched"] += 1
+            plans.append((p, [(pl.request, pl.due_at, pl.key) for pl in planned], skips))
         try:
-            enqueued = self.dispatcher.enqueue_many(items) if items else []
+            try:
+                items = [item for _, its, _ in plans for item in its]
+                enqueued = self.dispatcher.enqueue_many(items) if items else []
+            except InvokeError:  # one event's runs cannot be queued: find it, queue the rest
+                plans, enqueued = self._one_by_one(plans)
         except FirehookError as e:
             log.error(
                 "could not record runs for %d event(s): %s; they go back to the broker",
-                len(good),
+                len(plans),
                 e,
             )
-            for p in good:
+            for p, _, _ in plans:
                 p.message.requeue()
             time.sleep(1.0)
             return
-        self._ack(good)
+        self._ack([p for p, _, _ in plans])
         created = sum(1 for e in enqueued if e.created)
-        self.stats["events"] += len(good)
+        self.stats["events"] += len(plans)
         self.stats["runs"] += created
         self.stats["duplicates"] += len(enqueued) - created
+        self.stats["unmatched"] += sum(1 for _, its, _ in plans if not its)
+        skipped = [(p.event, s) for p, _, skips in plans for s in skips if p.event is not None]
         self.stats["filtered"] += sum(1 for _, s in skipped if s.trigger is not None)
         for ev, s in skipped:
             log.debug(
@@ -159,6 +167,25 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
             )
         if self.skips is not None and skipped:
             self.skips.record(skipped)
+
+    def _one_by_one(
+        self, plans: list[tuple[_Pending, list[Item], list[Skipped]]]
+    ) -> tuple[list[tuple[_Pending, list[Item], list[Skipped]]], list[Enqueued]]:
+        """Queue each event's runs in a transaction of its own; an event whose runs cannot
+        be queued (a rule's function is gone, params that are not JSON) is dead-lettered
+        with the reason.  A database error still sends the whole batch back (keys make the
+        runs already queued count once)."""
+        kept: list[tuple[_Pending, list[Item], list[Skipped]]] = []
+        enqueued: list[Enqueued] = []
+        for plan in plans:
+            p, items, _ = plan
+            try:
+                enqueued.extend(self.dispatcher.enqueue_many(items) if items else [])
+            except InvokeError as e:
+                self._dead_letter(p.message, f"its runs could not be queued: {e}")
+                continue
+            kept.append(plan)
+        return kept, enqueued
 
     def _ack(self, batch: list[_Pending]) -> None:
         """AMQP: one ``multiple`` ack for the batch (every earlier delivery on this channel is

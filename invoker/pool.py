@@ -175,20 +175,9 @@ class Pool:
         except queue.Empty:
             message = f"no worker free within {self.acquire_timeout.total_seconds():g}s"
             return self._failed(ErrorType.REJECTED, message, started, t0)
-        try:
-            if not worker.ready(timeout.total_seconds()):
-                self._replace(worker)
-                message = (
-                    f"the function ran past its {timeout.total_seconds():g}s limit and was killed"
-                )
-                return self._failed(ErrorType.DEADLINE_EXCEEDED, message, started, t0)
-            answer: dict[str, Any] = worker.recv()
-        except (EOFError, OSError):
-            reason = death_reason(worker)
-            self._replace(worker)
-            return self._failed(ErrorType.WORKER_LOST, reason, started, t0)
-        self._release(worker)
-        return _result(answer)
+        results: list[RunResult] = []
+        self._answers(worker, [(0, timeout)], lambda _, result: results.append(result))
+        return results[0]
 
     def run_many(
         self,

@@ -193,7 +193,8 @@ class Worker:
         return max(size, min(self.concurrency, size + ahead))
 
     def _functions(self, names: set[str]) -> dict[str, FunctionInfo | FunctionNotFound]:
-        """Each claimed function looked up once per claim (not once per run)."""
+        """Each claimed function looked up once per claim (not once per run); an unknown one
+        as its ``FunctionNotFound``, which its runs are recorded with."""
         found: dict[str, FunctionInfo | FunctionNotFound] = {}
         for name in names:
             try:
@@ -260,9 +261,7 @@ class Worker:
         if worth:  # otherwise the loop comes back within MAX_GATHER on its own
             self.wakeup.notify()
 
-    def _run_safely(
-        self, run: Claimed, info: FunctionInfo | FunctionNotFound | None = None
-    ) -> Completion:
+    def _run_safely(self, run: Claimed, info: FunctionInfo | FunctionNotFound) -> Completion:
         try:
             return self._run_one(run, info)
         except Exception as e:  # a bug of ours must not lose the run: record it as failed
@@ -278,21 +277,15 @@ class Worker:
         claimed = self.queue.claim(self.name, limit, self.settings.lease)
         if not claimed:
             return 0
+        functions = self._functions({run.function for run in claimed})
         with ThreadPoolExecutor(min(len(claimed), self.concurrency)) as ex:
-            done = list(ex.map(self._run_safely, claimed))
+            done = list(ex.map(lambda r: self._run_safely(r, functions[r.function]), claimed))
         self.queue.complete(self.name, done, self.dispatcher.retry_policy)
         self.completed += len(done)
         return len(claimed)
 
-    def _run_one(
-        self, run: Claimed, info: FunctionInfo | FunctionNotFound | None = None
-    ) -> Completion:
+    def _run_one(self, run: Claimed, info: FunctionInfo | FunctionNotFound) -> Completion:
         timeout = timedelta(milliseconds=run.timeout_ms)
-        if info is None:
-            try:
-                info = self.dispatcher.registry.get(run.function)
-            except FunctionNotFound as e:
-                info = e
         if isinstance(info, FunctionNotFound):
             return Completion(
                 run,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,6 +153,15 @@ def write_functions(folder: Path, sources: dict[str, str] = FUNCTIONS) -> Path:
 @pytest.fixture
 def functions_dir(tmp_path: Path) -> Path:
     return write_functions(tmp_path / "functions")
+
+
+def kill_idle_workers(pool: Pool) -> None:
+    """SIGKILL both idle processes of a pool of 2 and put them back, dead, as if idle."""
+    idle = [pool._idle.get(), pool._idle.get()]
+    for w in idle:
+        os.kill(w.pid, signal.SIGKILL)
+        w.process.join(5)
+        pool._idle.put(w)
 
 
 @pytest.fixture

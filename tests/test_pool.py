@@ -16,6 +16,7 @@ from invoker.envelope import ErrorType
 from invoker.event import Event
 from invoker.pool import Pool, PoolClosed, RunResult
 from invoker.registry import Registry
+from tests.conftest import kill_idle_workers
 
 FIVE_S = timedelta(seconds=5)
 
@@ -140,11 +141,7 @@ def test_memory_past_the_worker_limit_fails_the_run_not_the_pool(pool: Pool) -> 
 
 
 def test_worker_killed_while_idle_is_replaced_before_the_next_run(pool: Pool) -> None:
-    idle = [pool._idle.get(), pool._idle.get()]
-    for w in idle:
-        os.kill(w.pid, signal.SIGKILL)
-        w.process.join(5)
-        pool._idle.put(w)
+    kill_idle_workers(pool)
     assert value(run(pool, "hello")) == "hello world"
     assert pool.replaced == 2
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +13,7 @@ from invoker.envelope import ErrorType
 from invoker.event import Event
 from invoker.pool import Pool, PoolClosed, RunResult
 from invoker.registry import Registry
+from tests.conftest import kill_idle_workers
 
 FIVE_S = timedelta(seconds=5)
 
@@ -102,11 +101,7 @@ def test_a_run_that_kills_its_process_is_lost_alone_and_the_rest_run_elsewhere(
 
 
 def test_a_process_that_died_while_idle_gets_no_batch(pool: Pool) -> None:
-    idle = [pool._idle.get(), pool._idle.get()]
-    for w in idle:
-        os.kill(w.pid, signal.SIGKILL)
-        w.process.join(5)
-        pool._idle.put(w)
+    kill_idle_workers(pool)
     results, _ = batch(pool, [("echo", i, FIVE_S) for i in range(3)])
     assert [echoed(r) for r in results] == [0, 1, 2]
     assert pool.replaced == 2

@@ -21,6 +21,7 @@ from kombu import Connection, Exchange, Producer
 from sqlalchemy import text
 
 from config import Settings
+from config.errors import DatabaseError
 from config.loader import parse_config
 from firehook.app import App
 from firehook.daemon import ConsumerRole
@@ -343,10 +344,54 @@ def test_an_event_whose_runs_cannot_be_queued_is_dead_lettered_and_the_rest_run(
     assert any("gone" in r and "not found" in r.lower() for r in dead), dead
 
 
+def test_a_database_error_while_queuing_event_by_event_sends_the_whole_batch_back(
+    rig: Rig, broker_url: str, functions_dir: Path
+) -> None:
+    """The batch falls back to one event at a time (one event's function is gone); the
+    database fails on the next event (injected once): nothing is dead-lettered yet, every
+    message goes back to the broker, and on redelivery each ends once, the consumer alive."""
+    gone = functions_dir / "gone.py"
+    gone.write_text("def main(event):\n    return 1\n")
+    rules = textwrap.dedent(RULES) + (
+        "  - name: gone\n    on: {table: refunds, events: [on_create]}\n    invoke: gone\n"
+    )
+    rig.app.rules_store.apply(parse_config(rules).config, "test")
+    gone.unlink()
+    enqueue_many = rig.app.dispatcher.enqueue_many
+    failed: list[int] = []
+
+    def flaky(items: list) -> list:  # type: ignore[type-arg]
+        if not failed and items and all(req.function != "gone" for req, _, _ in items):
+            failed.append(len(items))
+            raise DatabaseError("database error: injected")
+        return enqueue_many(items)
+
+    rig.app.dispatcher.enqueue_many = flaky  # type: ignore[method-assign]
+    rig.publisher.publish(change_event("refunds", "on_create", after={"id": 5}))
+    rig.publisher.publish(unpaid_order(2))
+    role = rig.start_consumer()
+    rig.wait_runs(2)
+    deadline = time.monotonic() + 10
+    while role.consumer.stats["dead_lettered"] < 1 and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert failed, "the injected database error never happened"
+    assert role.running
+    assert sorted(r.function for r in rig.runs()) == ["echo", "hello"]
+    with connect(broker_url) as conn:
+        queue = TOPOLOGY.dead_queue()(conn.default_channel)
+        queue.declare()
+        dead = []
+        while (msg := queue.get(no_ack=True)) is not None:
+            dead.append(msg.headers["x-firehook-reason"])
+    assert len(dead) == 1 and "gone" in dead[0], dead
+
+
 CRASHER = """
 import os, signal, sys
 from datetime import timedelta
 from config import Settings
+from config.errors import DatabaseError
 from firehook.app import App
 from firehook.daemon import ConsumerRole
 

@@ -4,8 +4,8 @@ Messages are gathered into batches (``batch_size`` or ``flush_interval``, whiche
 first); each batch's runs are inserted in one transaction, keyed ``(trigger, event id)`` so a
 redelivered event adds nothing, and only then are its messages acked.  A message that is not
 a valid event, or one whose runs cannot be queued (a rule's function was removed, params
-that are not JSON), goes to the dead-letter queue with the reason.  A broken connection drops the
-unacked batch (the broker redelivers it) and reconnects with back-off.
+that are not JSON), goes to the dead-letter queue with the reason.  A broken connection
+drops the unacked batch (the broker redelivers it) and reconnects with back-off.
 """
 
 from __future__ import annotations
@@ -173,18 +173,21 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
     ) -> tuple[list[tuple[_Pending, list[Item], list[Skipped]]], list[Enqueued]]:
         """Queue each event's runs in a transaction of its own; an event whose runs cannot
         be queued (a rule's function is gone, params that are not JSON) is dead-lettered
-        with the reason.  A database error still sends the whole batch back (keys make the
-        runs already queued count once)."""
+        with the reason once the others are queued.  A database error on the way sends the
+        whole batch back, dead-lettered nothing (keys make runs already queued count once)."""
         kept: list[tuple[_Pending, list[Item], list[Skipped]]] = []
+        refused: list[tuple[_Pending, str]] = []
         enqueued: list[Enqueued] = []
         for plan in plans:
             p, items, _ = plan
             try:
                 enqueued.extend(self.dispatcher.enqueue_many(items) if items else [])
             except InvokeError as e:
-                self._dead_letter(p.message, f"its runs could not be queued: {e}")
+                refused.append((p, f"its runs could not be queued: {e}"))
                 continue
             kept.append(plan)
+        for p, reason in refused:
+            self._dead_letter(p.message, reason)
         return kept, enqueued
 
     def _ack(self, batch: list[_Pending]) -> None:

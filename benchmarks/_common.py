@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url, text
 
-from config import create_db_engine
+from firehook.config import create_db_engine
 
 PG = os.environ.get(
     "FIREHOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

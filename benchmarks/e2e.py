@@ -52,13 +52,13 @@ from benchmarks._common import (
     stop_roles,
 )
 from benchmarks._peers import PEERS, PeerRun, consumers_on, delete_queues
-from config import Settings, create_db_engine
-from config.loader import parse_config
-from config.settings import TriggerSettings
 from firehook.app import App
-from triggers.broker import Topology, connect
-from triggers.events import CloudEvent, change_event
-from triggers.publisher import Publisher
+from firehook.config import Settings, create_db_engine
+from firehook.config.loader import parse_config
+from firehook.config.settings import TriggerSettings
+from firehook.triggers.broker import Topology, connect
+from firehook.triggers.events import CloudEvent, change_event
+from firehook.triggers.publisher import Publisher
 
 DEADLINE = 600.0
 

@@ -30,12 +30,12 @@ from benchmarks._common import (
     start_role,
     stop_roles,
 )
-from config import Settings
-from config.loader import parse_config
 from firehook.app import App
-from triggers.broker import connect, events_queue
-from triggers.events import change_event
-from triggers.publisher import Publisher
+from firehook.config import Settings
+from firehook.config.loader import parse_config
+from firehook.triggers.broker import connect, events_queue
+from firehook.triggers.events import change_event
+from firehook.triggers.publisher import Publisher
 
 
 def ceiling(url: str, n: int) -> float:

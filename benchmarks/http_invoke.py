@@ -41,7 +41,7 @@ def serve_baseline(port: int, function_file: str) -> None:
     """The bare FastAPI server (run in a child process of this script)."""
     import uvicorn
 
-    from invoker.event import Event
+    from firehook.invoker.event import Event
 
     spec = importlib.util.spec_from_file_location("trivial", function_file)
     assert spec is not None and spec.loader is not None

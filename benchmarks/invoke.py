@@ -19,10 +19,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks._common import Figures, header, measure, table
-from config import Settings
 from firehook.app import App
-from invoker.dispatch import InvokeRequest
-from invoker.event import Event
+from firehook.config import Settings
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.event import Event
 
 TRIVIAL = "def main(event):\n    return {'ok': True, 'echo': event.data}\n"
 

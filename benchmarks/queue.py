@@ -36,10 +36,10 @@ from benchmarks._common import (
     start_role,
     stop_roles,
 )
-from config import Settings, create_db_engine
 from firehook.app import App
-from invoker.dispatch import InvokeRequest
-from invoker.store import InvocationFilter
+from firehook.config import Settings, create_db_engine
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.store import InvocationFilter
 
 
 def noop() -> None:

@@ -83,8 +83,8 @@ def _server_versions() -> list[str]:
         from sqlalchemy import text
 
         from benchmarks._common import PG, RABBIT
-        from config import create_db_engine
-        from triggers.broker import connect
+        from firehook.config import create_db_engine
+        from firehook.triggers.broker import connect
 
         engine = create_db_engine(PG)
         with engine.connect() as conn:

@@ -39,11 +39,11 @@ from benchmarks._common import (
     start_role,
     stop_roles,
 )
-from config import Settings
 from firehook.app import App
 from firehook.apply import apply_file
-from invoker.records import invocation_table as inv
-from scheduler.cron import parse_cron
+from firehook.config import Settings
+from firehook.invoker.records import invocation_table as inv
+from firehook.scheduler.cron import parse_cron
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

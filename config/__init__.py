@@ -1,11 +1,11 @@
 """Settings, the database engine, schema versioning and (later) the rules store."""
 
-from config.db import UTCDateTime, create_db_engine, is_sqlite, utcnow, write_tx
-from config.durations import Duration, format_duration, parse_duration
-from config.errors import ConfigError, DatabaseError, FirehookError, SchemaVersionError
-from config.functions import FunctionOptions, RetryPolicy
-from config.schema import SCHEMA_VERSION, ensure_schema, schema_version
-from config.settings import InvokerSettings, Settings, WorkerSettings
+from firehook.config.db import UTCDateTime, create_db_engine, is_sqlite, utcnow, write_tx
+from firehook.config.durations import Duration, format_duration, parse_duration
+from firehook.config.errors import ConfigError, DatabaseError, FirehookError, SchemaVersionError
+from firehook.config.functions import FunctionOptions, RetryPolicy
+from firehook.config.schema import SCHEMA_VERSION, ensure_schema, schema_version
+from firehook.config.settings import InvokerSettings, Settings, WorkerSettings
 
 __all__ = [
     "SCHEMA_VERSION",

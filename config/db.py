@@ -16,7 +16,7 @@ from sqlalchemy import DateTime, Engine, create_engine, event, exc
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.types import TypeDecorator
 
-from config.errors import ConfigError, DatabaseError
+from firehook.config.errors import ConfigError, DatabaseError
 
 __all__ = ["UTCDateTime", "create_db_engine", "is_sqlite", "utcnow", "write_tx"]
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
-from config.errors import ConfigError
+from firehook.config.errors import ConfigError
 
 __all__ = ["Duration", "format_duration", "parse_duration"]
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from config.durations import Duration
+from firehook.config.durations import Duration
 
 __all__ = ["RETRYABLE", "FunctionOptions", "RetryPolicy"]
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field, SecretStr
 
-from config.durations import Duration
+from firehook.config.durations import Duration
 
 __all__ = ["AdminSettings", "AuthSettings", "HttpSettings"]
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from config.errors import ConfigError
-from config.model import ConfigFile
+from firehook.config.errors import ConfigError
+from firehook.config.model import ConfigFile
 
 __all__ = ["ConfigFileError", "LoadedConfig", "Problem", "load_config", "parse_config"]
 

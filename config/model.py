@@ -20,8 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from config.durations import Duration
-from config.functions import FunctionOptions
+from firehook.config.durations import Duration
+from firehook.config.functions import FunctionOptions
 
 __all__ = [
     "ConfigFile",

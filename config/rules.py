@@ -19,10 +19,10 @@ from sqlalchemy import JSON, Column, Engine, Table, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from config.db import UTCDateTime, utcnow, write_tx
-from config.errors import DatabaseError
-from config.functions import FunctionOptions
-from config.model import ConfigFile, ScheduleSpec, TriggerSpec
+from firehook.config.db import UTCDateTime, utcnow, write_tx
+from firehook.config.errors import DatabaseError
+from firehook.config.functions import FunctionOptions
+from firehook.config.model import ConfigFile, ScheduleSpec, TriggerSpec
 
 __all__ = ["Diff", "Rules", "RulesStore", "RulesView"]
 

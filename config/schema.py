@@ -18,8 +18,8 @@ from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from config.db import is_sqlite, write_tx
-from config.errors import DatabaseError, SchemaVersionError
+from firehook.config.db import is_sqlite, write_tx
+from firehook.config.errors import DatabaseError, SchemaVersionError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema", "schema_version"]
 

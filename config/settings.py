@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.durations import Duration
-from config.functions import FunctionOptions, RetryPolicy
-from config.http_settings import AdminSettings, AuthSettings, HttpSettings
+from firehook.config.durations import Duration
+from firehook.config.functions import FunctionOptions, RetryPolicy
+from firehook.config.http_settings import AdminSettings, AuthSettings, HttpSettings
 
 __all__ = [
     "InvokerSettings",

@@ -12,19 +12,19 @@ from types import TracebackType
 
 from sqlmodel import SQLModel
 
-from config import FunctionOptions, Settings, create_db_engine, ensure_schema, is_sqlite
-from config.rules import RulesStore, RulesView
+from firehook.config import FunctionOptions, Settings, create_db_engine, ensure_schema, is_sqlite
+from firehook.config.rules import RulesStore, RulesView
+from firehook.invoker.dispatch import Dispatcher
+from firehook.invoker.pool import Pool
+from firehook.invoker.queue import Queue
+from firehook.invoker.registry import Registry
+from firehook.invoker.store import InvocationStore
+from firehook.invoker.wakeup import PgListener, Wakeup
+from firehook.invoker.worker import Worker
 from firehook.metrics import Health, Metrics
-from invoker.dispatch import Dispatcher
-from invoker.pool import Pool
-from invoker.queue import Queue
-from invoker.registry import Registry
-from invoker.store import InvocationStore
-from invoker.wakeup import PgListener, Wakeup
-from invoker.worker import Worker
-from scheduler.retention import Retention
-from scheduler.runner import Scheduler
-from triggers.skips import TriggerSkip
+from firehook.scheduler.retention import Retention
+from firehook.scheduler.runner import Scheduler
+from firehook.triggers.skips import TriggerSkip
 
 __all__ = ["App"]
 

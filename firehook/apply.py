@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config import Settings
-from config.loader import ConfigFileError, LoadedConfig, Problem, load_config
-from config.rules import Diff, RulesStore
-from invoker.registry import Registry
-from scheduler.cron import CronError, parse_cron
-from triggers.conditions import ConditionError, compile_when
+from firehook.config import Settings
+from firehook.config.loader import ConfigFileError, LoadedConfig, Problem, load_config
+from firehook.config.rules import Diff, RulesStore
+from firehook.invoker.registry import Registry
+from firehook.scheduler.cron import CronError, parse_cron
+from firehook.triggers.conditions import ConditionError, compile_when
 
 __all__ = ["apply_file", "check_config"]
 

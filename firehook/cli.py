@@ -11,8 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from config import FirehookError, parse_duration
-from config.errors import ConfigError
 from firehook import cli_queue, cli_rules, cli_schedule, output
 from firehook.app import App
 from firehook.cli_common import (
@@ -25,11 +23,13 @@ from firehook.cli_common import (
     load_settings,
     parse_time,
 )
+from firehook.config import FirehookError, parse_duration
+from firehook.config.errors import ConfigError
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.envelope import InvokeError, Status
+from firehook.invoker.store import InvocationFilter
 from firehook.logfmt import setup_logging
 from firehook.templates import CONFIG, HELLO_WORLD
-from invoker.dispatch import InvokeRequest
-from invoker.envelope import InvokeError, Status
-from invoker.store import InvocationFilter
 
 __all__ = ["app", "main"]
 

@@ -8,7 +8,7 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
-from config import ConfigError, FirehookError, Settings
+from firehook.config import ConfigError, FirehookError, Settings
 
 __all__ = [
     "EXIT_FAILED_RUN",

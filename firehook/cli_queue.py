@@ -19,8 +19,8 @@ from firehook.daemon import (
     run_roles,
     with_status,
 )
-from invoker.envelope import JobNotFound, NotCancellable, Status
-from invoker.store import InvocationFilter
+from firehook.invoker.envelope import JobNotFound, NotCancellable, Status
+from firehook.invoker.store import InvocationFilter
 
 __all__ = ["register"]
 

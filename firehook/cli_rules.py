@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from config.model import ConfigFile, OnHook
-from config.rules import RulesStore
 from firehook.app import App
 from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings
-from triggers.events import InvalidEvent, change_event
-from triggers.publisher import Publisher, topology_for
+from firehook.config.model import ConfigFile, OnHook
+from firehook.config.rules import RulesStore
+from firehook.triggers.events import InvalidEvent, change_event
+from firehook.triggers.publisher import Publisher, topology_for
 
 __all__ = ["register"]
 

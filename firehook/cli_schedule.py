@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from config.db import utcnow
-from config.model import ScheduleSpec
 from firehook.app import App
 from firehook.cli_common import load_settings
+from firehook.config.db import utcnow
+from firehook.config.model import ScheduleSpec
 from firehook.daemon import SchedulerRole, run_roles, with_status
-from scheduler.cron import CronError, CronSchedule
-from scheduler.ticks import StateStore
+from firehook.scheduler.cron import CronError, CronSchedule
+from firehook.scheduler.ticks import StateStore
 
 __all__ = ["register"]
 

@@ -19,10 +19,10 @@ from typing import Protocol
 from sqlalchemy.engine import make_url
 
 from firehook.app import App
-from triggers.broker import connect
-from triggers.consumer import EventConsumer
-from triggers.matching import Matcher
-from triggers.skips import SkipLog
+from firehook.triggers.broker import connect
+from firehook.triggers.consumer import EventConsumer
+from firehook.triggers.matching import Matcher
+from firehook.triggers.skips import SkipLog
 
 __all__ = ["ConsumerRole", "Role", "SchedulerRole", "WorkerRole", "run_roles", "with_status"]
 

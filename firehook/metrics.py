@@ -20,9 +20,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select, text
 
-from config.db import utcnow
-from invoker.records import invocation_table as t
-from triggers.broker import connect
+from firehook.config.db import utcnow
+from firehook.invoker.records import invocation_table as t
+from firehook.triggers.broker import connect
 
 __all__ = ["Health", "Metrics"]
 

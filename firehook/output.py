@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from invoker.records import Invocation
+from firehook.invoker.records import Invocation
 
 __all__ = ["record_dict", "record_json", "record_text", "table"]
 

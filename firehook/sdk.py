@@ -14,11 +14,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from invoker import _child
-from invoker.dispatch import InvokeRequest, check_params
-from invoker.envelope import FunctionNotFound, InvalidParams, Status
-from invoker.event import Event, EventType
-from invoker.records import new_job_id
+from firehook.invoker import _child
+from firehook.invoker.dispatch import InvokeRequest, check_params
+from firehook.invoker.envelope import FunctionNotFound, InvalidParams, Status
+from firehook.invoker.event import Event, EventType
+from firehook.invoker.records import new_job_id
 
 __all__ = ["close", "invoke"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from config.errors import FirehookError
+from firehook.config.errors import FirehookError
 from firehook.metrics import Health, Metrics
 
 __all__ = ["StatusRole", "StatusServerError"]

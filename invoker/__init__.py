@@ -1,7 +1,7 @@
 """The invoker: function registry, worker pool, envelope, invocation records and dispatch."""
 
-from invoker.dispatch import Dispatcher, InvokeRequest, Outcome
-from invoker.envelope import (
+from firehook.invoker.dispatch import Dispatcher, InvokeRequest, Outcome
+from firehook.invoker.envelope import (
     Envelope,
     ErrorType,
     FunctionNotFound,
@@ -9,11 +9,11 @@ from invoker.envelope import (
     InvokeError,
     Status,
 )
-from invoker.event import Event, EventType
-from invoker.pool import Pool, PoolClosed, RunResult
-from invoker.records import Invocation, new_job_id
-from invoker.registry import FunctionInfo, Registry
-from invoker.store import InvocationFilter, InvocationStore
+from firehook.invoker.event import Event, EventType
+from firehook.invoker.pool import Pool, PoolClosed, RunResult
+from firehook.invoker.records import Invocation, new_job_id
+from firehook.invoker.registry import FunctionInfo, Registry
+from firehook.invoker.store import InvocationFilter, InvocationStore
 
 __all__ = [
     "Dispatcher",

@@ -31,9 +31,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from invoker.event import Event
+from firehook.invoker.event import Event
 
-_OWN_DIR = str(Path(__file__).resolve().parent)
+# firehook's own frames (the whole package: sdk.py too) are left out of a function's stack;
+# not resolved, so that a checkout's firehook/invoker symlink path matches its frames.
+_OWN_DIR = str(Path(__file__).parent.parent) + os.sep
 IN_WORKER = False  # True inside a pool worker process
 _MODULE_PREFIX = "firehook_fn_"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from config.functions import RetryPolicy
-from invoker.envelope import STATUS_FOR_ERROR, RunError, Status
-from invoker.records import new_job_id
+from firehook.config.functions import RetryPolicy
+from firehook.invoker.envelope import STATUS_FOR_ERROR, RunError, Status
+from firehook.invoker.records import new_job_id
 
 if TYPE_CHECKING:
-    from invoker.claims import Claimed
+    from firehook.invoker.claims import Claimed
 
 __all__ = ["final_status", "next_attempt"]
 

@@ -16,8 +16,8 @@ from sqlalchemy import literal_column, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
-from invoker.envelope import RunError, Status
-from invoker.records import invocation_table as t
+from firehook.invoker.envelope import RunError, Status
+from firehook.invoker.records import invocation_table as t
 
 __all__ = [
     "CLAIM_COLUMNS",

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.functions import FunctionOptions, RetryPolicy
-from config.settings import InvokerSettings
-from invoker.envelope import (
+from firehook.config.functions import FunctionOptions, RetryPolicy
+from firehook.config.settings import InvokerSettings
+from firehook.invoker.envelope import (
     STATUS_FOR_ERROR,
     Envelope,
     ErrorType,
@@ -27,12 +27,12 @@ from invoker.envelope import (
     RunError,
     Status,
 )
-from invoker.event import Event, EventType
-from invoker.pool import Pool, RunResult
-from invoker.queue import Enqueued, Queue
-from invoker.records import Invocation, new_job_id
-from invoker.registry import FunctionInfo, Registry
-from invoker.store import InvocationFilter, InvocationStore
+from firehook.invoker.event import Event, EventType
+from firehook.invoker.pool import Pool, RunResult
+from firehook.invoker.queue import Enqueued, Queue
+from firehook.invoker.records import Invocation, new_job_id
+from firehook.invoker.registry import FunctionInfo, Registry
+from firehook.invoker.store import InvocationFilter, InvocationStore
 
 __all__ = ["Dispatcher", "InvokeRequest", "Outcome"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from config.errors import FirehookError
+from firehook.config.errors import FirehookError
 
 __all__ = [
     "FINISHED",

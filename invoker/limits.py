@@ -20,8 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from config.functions import FunctionOptions
-from invoker.records import invocation_table as t
+from firehook.config.functions import FunctionOptions
+from firehook.invoker.records import invocation_table as t
 
 __all__ = ["Limiter", "function_limit"]
 

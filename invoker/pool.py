@@ -25,12 +25,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from config.errors import FirehookError
-from invoker import _child
-from invoker._proc import Proc, death_reason, main_module_hidden
-from invoker.envelope import ErrorType, RunError
-from invoker.event import Event
-from invoker.registry import FunctionInfo
+from firehook.config.errors import FirehookError
+from firehook.invoker import _child
+from firehook.invoker._proc import Proc, death_reason, main_module_hidden
+from firehook.invoker.envelope import ErrorType, RunError
+from firehook.invoker.event import Event
+from firehook.invoker.registry import FunctionInfo
 
 __all__ = ["Pool", "PoolClosed", "RunResult"]
 
@@ -98,7 +98,7 @@ class Pool:
             return self
         self._ctx = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["invoker._child"])
+            self._ctx.set_forkserver_preload(["firehook.invoker._child"])
         self._closed = False
         # The forkserver (started by the first spawn) inherits an ignored SIGTERM (it already
         # ignores SIGINT): a signal sent to the whole process group (systemd's default

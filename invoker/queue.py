@@ -20,11 +20,11 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
-from config.db import is_sqlite, utcnow, write_tx
-from config.errors import DatabaseError
-from config.functions import FunctionOptions, RetryPolicy
-from invoker.attempts import final_status, next_attempt
-from invoker.claims import (
+from firehook.config.db import is_sqlite, utcnow, write_tx
+from firehook.config.errors import DatabaseError
+from firehook.config.functions import FunctionOptions, RetryPolicy
+from firehook.invoker.attempts import final_status, next_attempt
+from firehook.invoker.claims import (
     CLAIM_COLUMNS,
     EXECUTING,
     WAITING,
@@ -33,17 +33,17 @@ from invoker.claims import (
     Enqueued,
     claim_rows,
 )
-from invoker.envelope import (
+from firehook.invoker.envelope import (
     ErrorType,
     JobNotFound,
     NotCancellable,
     RunError,
     Status,
 )
-from invoker.limits import Limiter
-from invoker.observe import NullObserver, RunObserver
-from invoker.pg_bulk import finish_runs, insert_runs
-from invoker.records import invocation_table as t
+from firehook.invoker.limits import Limiter
+from firehook.invoker.observe import NullObserver, RunObserver
+from firehook.invoker.pg_bulk import finish_runs, insert_runs
+from firehook.invoker.records import invocation_table as t
 
 __all__ = ["NOTIFY_CHANNEL", "Claimed", "Completion", "Enqueued", "Queue"]
 

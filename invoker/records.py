@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Column, Index, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from config.db import UTCDateTime, utcnow
+from firehook.config.db import UTCDateTime, utcnow
 
 __all__ = ["Invocation", "invocation_table", "new_job_id"]
 

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoker.envelope import FunctionNotFound
+from firehook.invoker.envelope import FunctionNotFound
 
 __all__ = ["NAME_PATTERN", "FunctionInfo", "Registry", "valid_name"]
 

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
-from config.db import write_tx
-from config.errors import DatabaseError
-from invoker.records import Invocation, invocation_table
+from firehook.config.db import write_tx
+from firehook.config.errors import DatabaseError
+from firehook.invoker.records import Invocation, invocation_table
 
 __all__ = ["InvocationFilter", "InvocationStore"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from invoker.queue import NOTIFY_CHANNEL
+from firehook.invoker.queue import NOTIFY_CHANNEL
 
 __all__ = ["PgListener", "Wakeup"]
 

@@ -28,15 +28,15 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from config.errors import FirehookError
-from config.settings import WorkerSettings
-from invoker.dispatch import Dispatcher
-from invoker.envelope import ErrorType, FunctionNotFound, RunError
-from invoker.event import Event, EventType
-from invoker.pool import RunResult
-from invoker.queue import Claimed, Completion
-from invoker.registry import FunctionInfo
-from invoker.wakeup import Wakeup
+from firehook.config.errors import FirehookError
+from firehook.config.settings import WorkerSettings
+from firehook.invoker.dispatch import Dispatcher
+from firehook.invoker.envelope import ErrorType, FunctionNotFound, RunError
+from firehook.invoker.event import Event, EventType
+from firehook.invoker.pool import RunResult
+from firehook.invoker.queue import Claimed, Completion
+from firehook.invoker.registry import FunctionInfo
+from firehook.invoker.wakeup import Wakeup
 
 __all__ = ["Worker"]
 

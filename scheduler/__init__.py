@@ -1,9 +1,9 @@
 """scheduler: cron schedules from the rules store, misfire policies, retention (DESIGN 2, 4)."""
 
-from scheduler.cron import CronError, CronSchedule, parse_cron, parse_timezone
-from scheduler.retention import Retention
-from scheduler.runner import Scheduler, StepResult
-from scheduler.ticks import ScheduleState, StateStore, tick_key
+from firehook.scheduler.cron import CronError, CronSchedule, parse_cron, parse_timezone
+from firehook.scheduler.retention import Retention
+from firehook.scheduler.runner import Scheduler, StepResult
+from firehook.scheduler.ticks import ScheduleState, StateStore, tick_key
 
 __all__ = [
     "CronError",

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
-from config.errors import ConfigError
+from firehook.config.errors import ConfigError
 
 __all__ = ["CronError", "CronSchedule", "parse_cron", "parse_timezone"]
 

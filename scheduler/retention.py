@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from config.db import is_sqlite, utcnow, write_tx
-from config.errors import DatabaseError
-from config.settings import RetentionSettings
-from invoker.records import invocation_table as inv
+from firehook.config.db import is_sqlite, utcnow, write_tx
+from firehook.config.errors import DatabaseError
+from firehook.config.settings import RetentionSettings
+from firehook.invoker.records import invocation_table as inv
 
 __all__ = ["Retention"]
 

@@ -25,16 +25,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from config.durations import format_duration
-from config.model import ScheduleSpec
-from config.rules import Rules, RulesView
-from config.settings import SchedulerSettings
-from invoker.dispatch import Dispatcher, InvokeRequest
-from invoker.envelope import ErrorType, FunctionNotFound, Status
-from invoker.event import EventType
-from invoker.records import invocation_table as inv
-from scheduler.cron import CronError, CronSchedule
-from scheduler.ticks import StateStore, record_ticks, tick_data, tick_key, tick_row
+from firehook.config.durations import format_duration
+from firehook.config.model import ScheduleSpec
+from firehook.config.rules import Rules, RulesView
+from firehook.config.settings import SchedulerSettings
+from firehook.invoker.dispatch import Dispatcher, InvokeRequest
+from firehook.invoker.envelope import ErrorType, FunctionNotFound, Status
+from firehook.invoker.event import EventType
+from firehook.invoker.records import invocation_table as inv
+from firehook.scheduler.cron import CronError, CronSchedule
+from firehook.scheduler.ticks import StateStore, record_ticks, tick_data, tick_key, tick_row
 
 __all__ = ["Scheduler", "StepResult"]
 

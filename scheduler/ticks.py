@@ -21,12 +21,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from config.db import UTCDateTime, is_sqlite, utcnow, write_tx
-from config.errors import DatabaseError
-from config.model import ScheduleSpec
-from invoker.envelope import Status
-from invoker.event import EventType
-from invoker.records import invocation_table, new_job_id
+from firehook.config.db import UTCDateTime, is_sqlite, utcnow, write_tx
+from firehook.config.errors import DatabaseError
+from firehook.config.model import ScheduleSpec
+from firehook.invoker.envelope import Status
+from firehook.invoker.event import EventType
+from firehook.invoker.records import invocation_table, new_job_id
 
 __all__ = ["ScheduleState", "StateStore", "record_ticks", "tick_data", "tick_key", "tick_row"]
 

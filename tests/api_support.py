@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from config import Settings
 from firehook.api import ApiRole
 from firehook.api.context import ApiContext
 from firehook.app import App
+from firehook.config import Settings
 from tests.conftest import fresh_postgres_schema, write_functions
 
 CLIENT_ID = "test-client-id"

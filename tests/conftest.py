@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
-from config import create_db_engine, ensure_schema
-from invoker.pool import Pool
+from firehook.config import create_db_engine, ensure_schema
+from firehook.invoker.pool import Pool
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get(

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import parse_config
+from firehook.config.loader import parse_config
 from firehook.daemon import ConsumerRole
-from invoker.store import InvocationFilter
+from firehook.invoker.store import InvocationFilter
+from firehook.triggers.events import change_event
 from tests.api_support import ADMIN_KEY, Served, serving
-from triggers.events import change_event
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 RULES = """

@@ -13,9 +13,9 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
-from config.errors import DatabaseError
 from firehook.api.limits import RateLimiter
-from invoker.dispatch import InvokeRequest, Outcome
+from firehook.config.errors import DatabaseError
+from firehook.invoker.dispatch import InvokeRequest, Outcome
 from tests import api_support
 from tests.api_support import Served, serving
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from config import FunctionOptions, utcnow, write_tx
 from firehook.api.users import AppSession
+from firehook.config import FunctionOptions, utcnow, write_tx
 from tests import api_support
 from tests.api_support import ADMIN_KEY, Served
 

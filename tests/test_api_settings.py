@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from config import Settings
+from firehook.config import Settings
 
 
 def test_http_auth_and_admin_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

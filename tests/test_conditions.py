@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from triggers.conditions import ConditionError, compile_when
+from firehook.triggers.conditions import ConditionError, compile_when
 
 ROW = {
     "status": "unpaid",

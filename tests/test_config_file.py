@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from config import Settings
-from config.loader import ConfigFileError, parse_config
-from config.rules import RulesStore, RulesView
 from firehook.apply import apply_file
-from invoker.registry import Registry
+from firehook.config import Settings
+from firehook.config.loader import ConfigFileError, parse_config
+from firehook.config.rules import RulesStore, RulesView
+from firehook.invoker.registry import Registry
 
 GOOD = """
 version: 1

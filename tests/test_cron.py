@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduler.cron import CronError, CronSchedule
+from firehook.scheduler.cron import CronError, CronSchedule
 
 
 def ticks(expr: str, tz: str, after: str, n: int) -> list[str]:

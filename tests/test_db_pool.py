@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, text
 
-from config import create_db_engine
-from config.db import write_tx
-from config.errors import DatabaseError
+from firehook.config import create_db_engine
+from firehook.config.db import write_tx
+from firehook.config.errors import DatabaseError
 
 pytestmark = pytest.mark.postgres
 

@@ -19,16 +19,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from config import Settings
-from config.rules import RulesView, rule_t
 from firehook.app import App
 from firehook.apply import apply_file
-from invoker.dispatch import InvokeRequest
-from invoker.event import Event
-from invoker.queue import Queue
-from invoker.store import InvocationFilter
-from invoker.worker import Worker
-from scheduler.runner import Scheduler
+from firehook.config import Settings
+from firehook.config.rules import RulesView, rule_t
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.event import Event
+from firehook.invoker.queue import Queue
+from firehook.invoker.store import InvocationFilter
+from firehook.invoker.worker import Worker
+from firehook.scheduler.runner import Scheduler
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -220,11 +220,11 @@ def test_orders_still_unpaid_30_minutes_after_creation_are_cancelled_end_to_end(
     import threading
     import time
 
-    from triggers.broker import connect
-    from triggers.consumer import EventConsumer
-    from triggers.events import change_event
-    from triggers.matching import Matcher
-    from triggers.publisher import Publisher
+    from firehook.triggers.broker import connect
+    from firehook.triggers.consumer import EventConsumer
+    from firehook.triggers.events import change_event
+    from firehook.triggers.matching import Matcher
+    from firehook.triggers.publisher import Publisher
 
     app, clock = shop_app
     broker = f"sqla+sqlite:///{tmp_path / 'events.db'}"

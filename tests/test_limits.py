@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
-from config.loader import parse_config
 from firehook.app import App
-from invoker.dispatch import InvokeRequest
-from invoker.store import InvocationFilter
+from firehook.config import Settings
+from firehook.config.loader import parse_config
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.store import InvocationFilter
 from tests.roles import RoleProcess, role_env, wait_for
 
 LIMITS = """

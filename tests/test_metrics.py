@@ -18,19 +18,19 @@ import pytest
 from kombu import Exchange, Producer
 from sqlalchemy import create_engine
 
-from config import Settings
-from config.loader import parse_config
 from firehook.app import App
+from firehook.config import Settings
+from firehook.config.loader import parse_config
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.store import InvocationFilter
 from firehook.logfmt import JsonFormatter
 from firehook.metrics import Health, Metrics
 from firehook.status_http import StatusRole
-from invoker.dispatch import InvokeRequest
-from invoker.store import InvocationFilter
+from firehook.triggers.broker import connect, events_queue
+from firehook.triggers.events import change_event
+from firehook.triggers.publisher import Publisher
 from tests.api_support import serving
 from tests.roles import RoleProcess, rabbit_vhost, role_env, scrape, wait_for
-from triggers.broker import connect, events_queue
-from triggers.events import change_event
-from triggers.publisher import Publisher
 
 RULES = """
 version: 1

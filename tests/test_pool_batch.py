@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from invoker.envelope import ErrorType
-from invoker.event import Event
-from invoker.pool import Pool, PoolClosed, RunResult
-from invoker.registry import Registry
+from firehook.invoker.envelope import ErrorType
+from firehook.invoker.event import Event
+from firehook.invoker.pool import Pool, PoolClosed, RunResult
+from firehook.invoker.registry import Registry
 from tests.conftest import kill_idle_workers
 
 FIVE_S = timedelta(seconds=5)

@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from config import RetryPolicy, WorkerSettings
-from config.functions import FunctionOptions
-from config.settings import InvokerSettings
-from invoker.dispatch import Dispatcher, InvokeRequest
-from invoker.envelope import FunctionNotFound, InvalidParams, JobNotFound, NotCancellable
-from invoker.pool import Pool
-from invoker.queue import Completion, Queue
-from invoker.registry import Registry
-from invoker.store import InvocationFilter, InvocationStore
-from invoker.worker import Worker
+from firehook.config import RetryPolicy, WorkerSettings
+from firehook.config.functions import FunctionOptions
+from firehook.config.settings import InvokerSettings
+from firehook.invoker.dispatch import Dispatcher, InvokeRequest
+from firehook.invoker.envelope import FunctionNotFound, InvalidParams, JobNotFound, NotCancellable
+from firehook.invoker.pool import Pool
+from firehook.invoker.queue import Completion, Queue
+from firehook.invoker.registry import Registry
+from firehook.invoker.store import InvocationFilter, InvocationStore
+from firehook.invoker.worker import Worker
 
 
 class FakeClock:

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from config import RetryPolicy
-from config.settings import InvokerSettings
-from invoker.dispatch import Dispatcher, InvokeRequest
-from invoker.pool import Pool
-from invoker.queue import Completion, Queue
-from invoker.registry import Registry
-from invoker.store import InvocationStore
+from firehook.config import RetryPolicy
+from firehook.config.settings import InvokerSettings
+from firehook.invoker.dispatch import Dispatcher, InvokeRequest
+from firehook.invoker.pool import Pool
+from firehook.invoker.queue import Completion, Queue
+from firehook.invoker.registry import Registry
+from firehook.invoker.store import InvocationStore
 
 pytestmark = [
     pytest.mark.postgres,

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
-from config import SCHEMA_VERSION, SchemaVersionError, ensure_schema, schema_version
-from config.settings import InvokerSettings
-from invoker.dispatch import Dispatcher, InvokeRequest
-from invoker.envelope import ErrorType, Status
-from invoker.pool import Pool
-from invoker.registry import Registry
-from invoker.store import InvocationFilter, InvocationStore
+from firehook.config import SCHEMA_VERSION, SchemaVersionError, ensure_schema, schema_version
+from firehook.config.settings import InvokerSettings
+from firehook.invoker.dispatch import Dispatcher, InvokeRequest
+from firehook.invoker.envelope import ErrorType, Status
+from firehook.invoker.pool import Pool
+from firehook.invoker.registry import Registry
+from firehook.invoker.store import InvocationFilter, InvocationStore
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_a_database_newer_than_the_code_is_refused(engine: Engine) -> None:
 
 
 def test_two_processes_preparing_a_fresh_database_at_once_both_succeed(db_url: str) -> None:
-    from config import create_db_engine
+    from firehook.config import create_db_engine
 
     engines = [create_db_engine(db_url) for _ in range(4)]
     with ThreadPoolExecutor(4) as ex:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from invoker.envelope import FunctionNotFound
-from invoker.registry import Registry, valid_name
+from firehook.invoker.envelope import FunctionNotFound
+from firehook.invoker.registry import Registry, valid_name
 
 
 def test_finds_modules_and_packages(functions_dir: Path) -> None:

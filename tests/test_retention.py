@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from config.settings import RetentionSettings, Settings
-from invoker.records import invocation_table as inv
-from invoker.records import new_job_id
-from scheduler.retention import Retention
+from firehook.config.settings import RetentionSettings, Settings
+from firehook.invoker.records import invocation_table as inv
+from firehook.invoker.records import new_job_id
+from firehook.scheduler.retention import Retention
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

@@ -15,19 +15,19 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from config.model import ConfigFile, ScheduleSpec
-from config.rules import RulesStore, RulesView, rule_t
-from config.settings import InvokerSettings, SchedulerSettings, WorkerSettings
-from invoker.dispatch import Dispatcher
-from invoker.pool import Pool
-from invoker.queue import Queue
-from invoker.records import invocation_table as inv
-from invoker.registry import Registry
-from invoker.store import InvocationStore
-from invoker.worker import Worker
-from scheduler.cron import CronSchedule
-from scheduler.runner import Scheduler
-from scheduler.ticks import StateStore, tick_key
+from firehook.config.model import ConfigFile, ScheduleSpec
+from firehook.config.rules import RulesStore, RulesView, rule_t
+from firehook.config.settings import InvokerSettings, SchedulerSettings, WorkerSettings
+from firehook.invoker.dispatch import Dispatcher
+from firehook.invoker.pool import Pool
+from firehook.invoker.queue import Queue
+from firehook.invoker.records import invocation_table as inv
+from firehook.invoker.registry import Registry
+from firehook.invoker.store import InvocationStore
+from firehook.invoker.worker import Worker
+from firehook.scheduler.cron import CronSchedule
+from firehook.scheduler.runner import Scheduler
+from firehook.scheduler.ticks import StateStore, tick_key
 
 
 class FakeClock:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from config import create_db_engine
-from invoker.records import invocation_table as inv
+from firehook.config import create_db_engine
+from firehook.invoker.records import invocation_table as inv
 from tests.test_worker import RoleProcess, settings_env, wait_for
 
 FIREHOOK = [sys.executable, "-m", "firehook"]

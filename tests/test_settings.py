@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, Settings, parse_duration
+from firehook.config import ConfigError, Settings, parse_duration
 
 
 def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -20,16 +20,16 @@ import pytest
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import text
 
-from config import Settings
-from config.errors import DatabaseError
-from config.loader import parse_config
 from firehook.app import App
+from firehook.config import Settings
+from firehook.config.errors import DatabaseError
+from firehook.config.loader import parse_config
 from firehook.daemon import ConsumerRole
-from invoker.store import InvocationFilter
+from firehook.invoker.store import InvocationFilter
+from firehook.triggers.broker import Topology, connect
+from firehook.triggers.events import change_event, hook_event
+from firehook.triggers.publisher import Publisher
 from tests.conftest import IN_CI
-from triggers.broker import Topology, connect
-from triggers.events import change_event, hook_event
-from triggers.publisher import Publisher
 
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 REDIS = "redis://127.0.0.1:6379/0"
@@ -390,8 +390,8 @@ def test_a_database_error_while_queuing_event_by_event_sends_the_whole_batch_bac
 CRASHER = """
 import os, signal, sys
 from datetime import timedelta
-from config import Settings
-from config.errors import DatabaseError
+from firehook.config import Settings
+from firehook.config.errors import DatabaseError
 from firehook.app import App
 from firehook.daemon import ConsumerRole
 

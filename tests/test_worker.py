@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, event, text
 
-from config import Settings, create_db_engine
 from firehook.app import App
-from invoker.dispatch import InvokeRequest
-from invoker.records import Invocation
-from invoker.store import InvocationFilter, InvocationStore
-from invoker.worker import CONTENDED
+from firehook.config import Settings, create_db_engine
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.records import Invocation
+from firehook.invoker.store import InvocationFilter, InvocationStore
+from firehook.invoker.worker import CONTENDED
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

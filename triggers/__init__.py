@@ -4,8 +4,8 @@
 ``triggers.Publisher(url)`` publishes many over one connection.
 """
 
-from triggers.events import CloudEvent, InvalidEvent, change_event, hook_event
-from triggers.publisher import Publisher, PublishError, publish
+from firehook.triggers.events import CloudEvent, InvalidEvent, change_event, hook_event
+from firehook.triggers.publisher import Publisher, PublishError, publish
 
 __all__ = [
     "CloudEvent",

@@ -8,8 +8,8 @@ from typing import Any
 
 from kombu import Connection, Exchange, Queue
 
-from config.errors import ConfigError
-from triggers.events import EXCHANGE
+from firehook.config.errors import ConfigError
+from firehook.triggers.events import EXCHANGE
 
 __all__ = [
     "DEAD_EXCHANGE",
@@ -75,7 +75,7 @@ def connect(url: str, *, confirm: bool = True, visibility_timeout: float = 60.0)
     scheme = url.split("://", 1)[0] if "://" in url else ""
     options: dict[str, Any] = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5}
     if scheme.startswith("sqla+"):
-        from triggers.embedded import Transport
+        from firehook.triggers.embedded import Transport
 
         options["visibility_timeout"] = visibility_timeout
         return Connection(url[len("sqla+") :], transport=Transport, transport_options=options)

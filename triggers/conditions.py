@@ -22,7 +22,7 @@ from typing import Any
 
 import regex
 
-from config.errors import ConfigError
+from firehook.config.errors import ConfigError
 
 __all__ = ["OPS", "Condition", "ConditionError", "compile_when"]
 

@@ -20,16 +20,16 @@ from typing import Any
 from kombu import Connection
 from kombu.mixins import ConsumerProducerMixin
 
-from config.errors import FirehookError
-from config.settings import TriggerSettings
-from invoker.dispatch import Dispatcher, InvokeRequest
-from invoker.envelope import InvokeError
-from invoker.queue import Enqueued
-from triggers.broker import DEAD_EXCHANGE
-from triggers.events import CloudEvent, InvalidEvent, parse_event
-from triggers.matching import Matcher, Skipped
-from triggers.publisher import topology_for
-from triggers.skips import SkipLog
+from firehook.config.errors import FirehookError
+from firehook.config.settings import TriggerSettings
+from firehook.invoker.dispatch import Dispatcher, InvokeRequest
+from firehook.invoker.envelope import InvokeError
+from firehook.invoker.queue import Enqueued
+from firehook.triggers.broker import DEAD_EXCHANGE
+from firehook.triggers.events import CloudEvent, InvalidEvent, parse_event
+from firehook.triggers.matching import Matcher, Skipped
+from firehook.triggers.publisher import topology_for
+from firehook.triggers.skips import SkipLog
 
 __all__ = ["EventConsumer"]
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from config.errors import FirehookError
+from firehook.config.errors import FirehookError
 
 __all__ = [
     "EXCHANGE",

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from config.model import OnHook, TriggerSpec
-from config.rules import Rules
-from invoker.dispatch import InvokeRequest
-from invoker.event import EventType
-from triggers.conditions import Condition, compile_when
-from triggers.events import CloudEvent
+from firehook.config.model import OnHook, TriggerSpec
+from firehook.config.rules import Rules
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.event import EventType
+from firehook.triggers.conditions import Condition, compile_when
+from firehook.triggers.events import CloudEvent
 
 __all__ = ["Matcher", "Planned", "Skipped"]
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from kombu import Connection, Producer
 
-from config.errors import FirehookError
-from config.settings import TriggerSettings
-from triggers.broker import DEFAULT, Topology, connect
-from triggers.events import CloudEvent, change_event
+from firehook.config.errors import FirehookError
+from firehook.config.settings import TriggerSettings
+from firehook.triggers.broker import DEFAULT, Topology, connect
+from firehook.triggers.events import CloudEvent, change_event
 
 __all__ = ["PublishError", "Publisher", "publish", "topology_for"]
 
@@ -173,7 +173,7 @@ def publish(
 
     ``url`` defaults to ``FIREHOOK_BROKER_URL``.
     """
-    from config import Settings
+    from firehook.config import Settings
 
     settings = Settings()
     ev = change_event(table, event, after=after, before=before, source=source, subject=subject)

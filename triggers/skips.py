@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Field, SQLModel
 
-from config.db import UTCDateTime, utcnow, write_tx
-from triggers.events import CloudEvent
-from triggers.matching import Skipped
+from firehook.config.db import UTCDateTime, utcnow, write_tx
+from firehook.triggers.events import CloudEvent
+from firehook.triggers.matching import Skipped
 
 __all__ = ["SkipLog", "TriggerSkip"]
 

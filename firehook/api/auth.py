@@ -16,9 +16,9 @@ from typing import Any
 import jwt
 from starlette.datastructures import Headers
 
-from config.http_settings import AdminSettings, AuthSettings
 from firehook.api.errors import Forbidden, Unauthorized
 from firehook.api.users import UserStore
+from firehook.config.http_settings import AdminSettings, AuthSettings
 
 __all__ = ["AUTH_PREFIX", "Authenticator", "Caller"]
 

@@ -13,9 +13,9 @@ from firehook.api.errors import BadRequest, Forbidden, NotFound
 from firehook.api.limits import RateLimiter
 from firehook.api.users import UserStore
 from firehook.app import App
-from invoker.dispatch import InvokeRequest
-from invoker.envelope import Envelope, ErrorType, FunctionNotFound, InvalidParams
-from invoker.queue import Enqueued
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.envelope import Envelope, ErrorType, FunctionNotFound, InvalidParams
+from firehook.invoker.queue import Enqueued
 
 __all__ = ["ASYNC_ACCEPTED", "JOB_HEADER", "ApiContext", "client_ip"]
 

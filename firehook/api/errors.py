@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from config.errors import DatabaseError, FirehookError
+from firehook.config.errors import DatabaseError, FirehookError
 
 __all__ = [
     "ApiError",

@@ -18,12 +18,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from config.model import OnHook
 from firehook.api.context import ApiContext
 from firehook.api.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
-from triggers.broker import Topology
-from triggers.events import CloudEvent, InvalidEvent, hook_event, parse_event
-from triggers.publisher import Publisher, PublishError, topology_for
+from firehook.config.model import OnHook
+from firehook.triggers.broker import Topology
+from firehook.triggers.events import CloudEvent, InvalidEvent, hook_event, parse_event
+from firehook.triggers.publisher import Publisher, PublishError, topology_for
 
 __all__ = ["router"]
 

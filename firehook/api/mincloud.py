@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from firehook.api.context import ASYNC_ACCEPTED, JOB_HEADER, ApiContext, client_ip, request_info
 from firehook.api.errors import BadRequest
-from invoker.dispatch import InvokeRequest
-from invoker.event import EventType
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.event import EventType
 
 __all__ = ["InvokeJob", "router"]
 

@@ -14,16 +14,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from config.durations import Duration
 from firehook import output
 from firehook.api.auth import ADMIN, Caller
 from firehook.api.context import JOB_HEADER, ApiContext, request_info
 from firehook.api.errors import BadRequest, Conflict, NotFound
-from invoker.dispatch import InvokeRequest
-from invoker.envelope import FINISHED, JobNotFound, NotCancellable, Status
-from invoker.event import EventType
-from invoker.records import Invocation
-from invoker.store import InvocationFilter
+from firehook.config.durations import Duration
+from firehook.invoker.dispatch import InvokeRequest
+from firehook.invoker.envelope import FINISHED, JobNotFound, NotCancellable, Status
+from firehook.invoker.event import EventType
+from firehook.invoker.records import Invocation
+from firehook.invoker.store import InvocationFilter
 
 __all__ = ["router"]
 

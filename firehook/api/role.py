@@ -16,9 +16,9 @@ from datetime import timedelta
 import uvicorn
 from fastapi import FastAPI
 
-from config.errors import FirehookError
 from firehook.api.factory import create_api
 from firehook.app import App
+from firehook.config.errors import FirehookError
 
 __all__ = ["ApiRole", "ApiStartError"]
 

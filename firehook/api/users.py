@@ -29,9 +29,9 @@ from sqlalchemy import Column, Engine, Index, Text, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from config.db import UTCDateTime, utcnow, write_tx
-from config.errors import DatabaseError
 from firehook.api.errors import BadRequest, Conflict, Unauthorized
+from firehook.config.db import UTCDateTime, utcnow, write_tx
+from firehook.config.errors import DatabaseError
 
 __all__ = ["AppSession", "AppUser", "Issued", "SessionUser", "UserStore", "hash_token"]
 

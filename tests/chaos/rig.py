@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from config import Settings, create_db_engine
-from config.loader import parse_config
 from firehook.app import App
+from firehook.config import Settings, create_db_engine
+from firehook.config.loader import parse_config
+from firehook.triggers.events import change_event
+from firehook.triggers.publisher import Publisher, PublishError
 from tests.roles import RoleProcess, role_env
-from triggers.events import change_event
-from triggers.publisher import Publisher, PublishError
 
 RULES = """
 version: 1

@@ -12,10 +12,10 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import select
 
-from config import Settings
-from config.loader import parse_config
 from firehook.app import App
-from invoker.records import invocation_table as inv
+from firehook.config import Settings
+from firehook.config.loader import parse_config
+from firehook.invoker.records import invocation_table as inv
 from tests.chaos.rig import Rig, every
 
 EVERY_SECOND = """

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "loads", "problem"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "loads", "problem", "storable_text"]
 
 MAX_DEPTH = 64
 """Containers (objects, arrays) inside each other; deeper values are refused."""
@@ -32,6 +33,7 @@ MAX_INT_DIGITS = 4300
 """Python's own limit for int/str conversion (``sys.get_int_max_str_digits()`` default)."""
 
 # an int of more than MAX_INT_DIGITS decimal digits has more bits than this
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_INT_BITS = math.ceil(MAX_INT_DIGITS * math.log2(10))
 
 
@@ -107,3 +109,16 @@ def _string_problem(text: str) -> str | None:
         except UnicodeEncodeError:
             return "a string holds a lone surrogate (not valid Unicode text)"
     return None
+
+
+def storable_text(text: str) -> str:
+    """``text`` made storable: NUL as the visible escape ``\\u0000``, lone surrogates as U+FFFD.
+
+    For what a run produced and must be recorded whatever it holds (its captured log, an
+    error message or stack); input values are refused instead (:func:`problem`).
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    if not text.isascii() and _string_problem(text) is not None:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text

@@ -75,3 +75,11 @@ json_values = st.recursive(
 def test_every_storable_value_round_trips(value: object) -> None:
     assert problem(value) is None
     assert loads(json.dumps(value)) == value
+
+
+def test_storable_text_escapes_nul_and_replaces_lone_surrogates() -> None:
+    from firehook.invoker.jsonsafe import storable_text
+
+    assert storable_text("a\x00b\udcffc é 😀") == "a\\u0000b\ufffdc é 😀"
+    assert storable_text("plain") == "plain"
+    assert problem(storable_text("\x00\ud800" * 3)) is None

@@ -10,7 +10,11 @@ from pydantic import BeforeValidator, PlainSerializer
 
 from firehook.config.errors import ConfigError
 
-__all__ = ["Duration", "format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION", "Duration", "format_duration", "parse_duration"]
+
+MAX_DURATION = timedelta(days=36525)
+"""The longest duration accepted anywhere (100 years): longer ones are refused, not left to
+overflow a date later (``delay: "999999999999s"``)."""
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {
@@ -31,14 +35,27 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     if isinstance(text, int | float):
         if text < 0:
             raise ConfigError(f"a duration cannot be negative: {text!r}")
-        return timedelta(seconds=text)
+        return _capped(text, float(text))
+    if not isinstance(text, str):
+        raise ConfigError(f"expected a duration such as 30s or 5m, got {type(text).__name__}")
     cleaned = text.strip().replace(" ", "")
     if re.fullmatch(r"\d+(?:\.\d+)?", cleaned):
-        return timedelta(seconds=float(cleaned))
+        return _capped(text, float(cleaned))
     parts = _PART.findall(cleaned)
     if not cleaned or "".join(n + u for n, u in parts) != cleaned:
         raise ConfigError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
-    return sum((float(n) * _UNITS[u] for n, u in parts), timedelta())
+    seconds = sum(float(n) * _UNITS[u].total_seconds() for n, u in parts)
+    return _capped(text, seconds)
+
+
+def _capped(text: object, seconds: float) -> timedelta:
+    """``seconds`` as a timedelta, refused past :data:`MAX_DURATION` (or not finite)."""
+    if not seconds <= MAX_DURATION.total_seconds():  # also catches NaN and infinity
+        shown = repr(text) if len(repr(text)) <= 40 else f"{repr(text)[:40]}..."
+        raise ConfigError(
+            f"a duration is at most {MAX_DURATION.days} days (100 years), got {shown}"
+        )
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

@@ -25,6 +25,7 @@ from firehook.cli_common import (
 )
 from firehook.config import FirehookError, parse_duration
 from firehook.config.errors import ConfigError
+from firehook.invoker import jsonsafe
 from firehook.invoker.dispatch import InvokeRequest
 from firehook.invoker.envelope import InvokeError, Status
 from firehook.invoker.store import InvocationFilter
@@ -105,14 +106,16 @@ def _read_params(data: str | None, data_file: Path | None) -> Any:
             data = data_file.read_text(encoding="utf-8")
         except OSError as e:
             raise UsageError(f"cannot read --data-file {data_file}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise UsageError(f"--data-file {data_file} is not UTF-8 text: {e.reason}") from None
     if data is None:
         return None
+    option = "--data" if data_file is None else f"--data-file {data_file}"
     try:
-        return json.loads(data)
-    except json.JSONDecodeError as e:
-        raise UsageError(
-            f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
+        return jsonsafe.loads(data)
+    except ValueError as e:  # syntax, nesting, NaN, digits, NUL, lone surrogates
+        reason = str(e).removeprefix("not JSON: ")
+        raise UsageError(f"{option} is not valid JSON: {reason}") from None
 
 
 @app.command()

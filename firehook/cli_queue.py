@@ -19,7 +19,7 @@ from firehook.daemon import (
     run_roles,
     with_status,
 )
-from firehook.invoker.envelope import JobNotFound, NotCancellable, Status
+from firehook.invoker.envelope import InvalidParams, JobNotFound, NotCancellable, Status
 from firehook.invoker.store import InvocationFilter
 
 __all__ = ["register"]
@@ -96,7 +96,7 @@ def cancel(
     fh = _app().open_db()
     try:
         cancelled = fh.dispatcher.cancel(job_id, key)
-    except (JobNotFound, NotCancellable) as e:
+    except (JobNotFound, NotCancellable, InvalidParams) as e:
         raise _usage(str(e)) from None
     for cid in cancelled:
         typer.echo(f"cancelled {cid}")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from firehook.config.durations import MAX_DURATION
 from firehook.config.functions import FunctionOptions, RetryPolicy
 from firehook.config.settings import InvokerSettings
+from firehook.invoker import jsonsafe
 from firehook.invoker.envelope import (
     STATUS_FOR_ERROR,
     Envelope,
@@ -34,7 +36,14 @@ from firehook.invoker.records import Invocation, new_job_id
 from firehook.invoker.registry import FunctionInfo, Registry
 from firehook.invoker.store import InvocationFilter, InvocationStore
 
-__all__ = ["Dispatcher", "InvokeRequest", "Outcome"]
+__all__ = [
+    "Dispatcher",
+    "InvokeRequest",
+    "Outcome",
+    "check_key",
+    "check_params",
+    "storable_outcome",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +73,53 @@ class Outcome:
 
 
 def check_params(params: Any) -> Any:
-    """Params must survive a JSON round trip (they are stored and passed as JSON)."""
-    try:
-        json.dumps(params, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise InvalidParams(f"params are not JSON: {e}") from None
+    """Params must be storable JSON within the limits on data (:mod:`jsonsafe`): they are
+    stored and passed as JSON, so what the store cannot hold is refused before any run."""
+    reason = jsonsafe.problem(params)
+    if reason is None:
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            reason = str(e)
+    if reason is not None:
+        raise InvalidParams(f"params are not JSON: {reason}")
     return params
+
+
+def check_key(key: str | None, what: str = "an idempotency key") -> str | None:
+    """A key (idempotency, cancel) has 1 to 300 characters the store can hold."""
+    if key is None:
+        return None
+    if not 0 < len(key) <= 300:
+        raise InvalidParams(f"{what} has 1 to 300 characters")
+    reason = jsonsafe.problem(key)
+    if reason is not None:
+        raise InvalidParams(f"{what} is refused: {reason}")
+    return key
+
+
+def storable_outcome(result: RunResult) -> tuple[Any, RunError | None]:
+    """The data and error of a run that executed, in a form the store can hold.
+
+    A result the store cannot hold (a NUL character, too deep, see :mod:`jsonsafe`) makes the
+    run ``execution_failed`` with the reason; an error's message and stack are made storable
+    (NUL escaped, lone surrogates replaced).  The run is recorded either way.
+    """
+    error = result.error
+    if error is not None:
+        error = replace(
+            error,
+            message=jsonsafe.storable_text(error.message),
+            stack=jsonsafe.storable_text(error.stack),
+        )
+    if result.result_json is None:
+        return None, error
+    try:
+        data = jsonsafe.loads(result.result_json)
+    except ValueError as e:
+        reason = f"the result of main() cannot be stored: {e}"
+        return None, RunError(ErrorType.EXECUTION_FAILED, reason)
+    return data, error
 
 
 class Dispatcher:
@@ -115,10 +165,9 @@ class Dispatcher:
         timeout = req.timeout or self.settings.sync_timeout
         job_id = new_job_id()
         result = self._execute(info, params, req, job_id, timeout)
-        envelope = Envelope(
-            None if result.result_json is None else json.loads(result.result_json), result.error
-        )
-        status = Status.FULFILLED if result.error is None else STATUS_FOR_ERROR[result.error.type]
+        data, error = storable_outcome(result)
+        envelope = Envelope(data, error)
+        status = Status.FULFILLED if error is None else STATUS_FOR_ERROR[error.type]
         self.store.insert(
             {
                 "id": job_id,
@@ -132,8 +181,8 @@ class Dispatcher:
                 "timeout_ms": int(timeout.total_seconds() * 1000),
                 "params": params,
                 "result": envelope.data,
-                "error": None if result.error is None else result.error.to_dict(),
-                "logs": result.logs,
+                "error": None if error is None else error.to_dict(),
+                "logs": jsonsafe.storable_text(result.logs),
                 "caller_user_id": req.caller_user_id,
                 "request": req.request,
                 "created_at": result.started_at,
@@ -193,11 +242,16 @@ class Dispatcher:
         if delay is not None:
             if delay < timedelta(0):
                 raise InvalidParams("a delay cannot be negative")
+            if delay > MAX_DURATION:
+                raise InvalidParams(f"a delay is at most {MAX_DURATION.days} days (100 years)")
             return self.queue.clock() + delay
         if at is not None:
             if at.tzinfo is None:
                 raise InvalidParams("the time needs a UTC offset, e.g. 2026-12-01T20:00:00+08:00")
-            return at.astimezone(UTC)
+            try:
+                return at.astimezone(UTC)
+            except OverflowError:
+                raise InvalidParams(f"the time {at.isoformat()} is out of range") from None
         return None
 
     def _row(
@@ -215,8 +269,7 @@ class Dispatcher:
             defaults = (self.retry_policy(req.function).attempts, int(default_timeout * 1000))
             known[req.function] = defaults
         params = check_params(req.params)
-        if key is not None and not 0 < len(key) <= 300:
-            raise InvalidParams("an idempotency key has 1 to 300 characters")
+        check_key(key)
         job_id = new_job_id()
         attempts, timeout_ms = defaults
         if req.timeout is not None:
@@ -242,7 +295,9 @@ class Dispatcher:
 
     # operations --------------------------------------------------------------------------
     def cancel(self, job_id: str | None = None, key: str | None = None) -> list[str]:
-        return self.queue.cancel(job_id, key)
+        if job_id is not None and jsonsafe.problem(job_id) is not None:
+            raise JobNotFound(jsonsafe.storable_text(job_id))
+        return self.queue.cancel(job_id, check_key(key))
 
     def replay(
         self,

@@ -78,15 +78,14 @@ def test_invoke_refusals(served: Served) -> None:
         content=b'{"data": NaN}',
         headers={**ADMIN, "Content-Type": "application/json"},
     )
-    assert nan.status_code == 400 and "not JSON" in nan.json()["error_msg"]
+    assert nan.status_code == 400 and "NaN is not a JSON number" in nan.json()["error_msg"]
     bad = served.client.post(
         "/v1/functions/hello/invoke",
         content=b"{oops",
         headers={**ADMIN, "Content-Type": "application/json"},
     )
-    assert (
-        bad.status_code == 400 and bad.json()["error_msg"] == "the request body is not valid JSON"
-    )
+    assert bad.status_code == 400
+    assert bad.json()["error_msg"].startswith("the request body is not valid JSON")
 
 
 def test_a_queued_run_reaches_fulfilled(served: Served) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from firehook.api.body import model_body, parse_json
 from firehook.api.context import ASYNC_ACCEPTED, JOB_HEADER, ApiContext, client_ip, request_info
-from firehook.api.errors import BadRequest
 from firehook.invoker.dispatch import InvokeRequest
 from firehook.invoker.event import EventType
 
@@ -39,17 +38,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def parse_invoke_body(raw: bytes) -> InvokeJob:
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadRequest("the request body is not valid JSON") from None
-    try:
-        return InvokeJob.model_validate(body)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in e.errors()
-        )
-        raise BadRequest(problems) from None
+    """The invoke body, within the limits on data (400 with the reason otherwise)."""
+    return model_body(InvokeJob, parse_json(raw))
 
 
 def router(ctx: ApiContext) -> APIRouter:

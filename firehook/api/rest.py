@@ -16,11 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from firehook import output
 from firehook.api.auth import ADMIN, Caller
+from firehook.api.body import json_body, model_body
 from firehook.api.context import JOB_HEADER, ApiContext, request_info
 from firehook.api.errors import BadRequest, Conflict, NotFound
 from firehook.config.durations import Duration
+from firehook.invoker import jsonsafe
 from firehook.invoker.dispatch import InvokeRequest
-from firehook.invoker.envelope import FINISHED, JobNotFound, NotCancellable, Status
+from firehook.invoker.envelope import FINISHED, InvalidParams, JobNotFound, NotCancellable, Status
 from firehook.invoker.event import EventType
 from firehook.invoker.records import Invocation
 from firehook.invoker.store import InvocationFilter
@@ -95,26 +97,39 @@ def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["firehook"])
     dispatcher = ctx.app.dispatcher
 
-    @r.get("/functions", summary="List functions", dependencies=[Depends(admin)])
-    def list_functions() -> dict[str, Any]:
-        items = [
-            {"name": i.name, "path": str(i.path), "ok": i.ok, "error": i.error}
-            for i in ctx.app.registry.list()
-        ]
+    @r.get(
+        "/functions",
+        summary="List functions, each imported in a pool process (check=false: syntax only)",
+        dependencies=[Depends(admin)],
+    )
+    def list_functions(check: bool = True) -> dict[str, Any]:
+        items = []
+        for info in ctx.app.registry.list():
+            error = info.error
+            if error is None and check:
+                error = ctx.app.pool.check(info)
+            items.append(
+                {"name": info.name, "path": str(info.path), "ok": error is None, "error": error}
+            )
         return {"items": items}
 
     @r.post(
         "/functions/{name}/invoke",
         summary="Invoke: run now (200 envelope) or queue (202; delay, at, Idempotency-Key)",
         responses={202: {"description": "queued"}, 404: {"description": "unknown function"}},
+        openapi_extra={
+            "requestBody": {
+                "content": {"application/json": {"schema": InvokeBody.model_json_schema()}}
+            }
+        },
     )
     async def invoke(
         request: Request,
         name: str,
-        body: InvokeBody,
         caller: Annotated[Caller, Depends(admin)],
         idempotency_key: Annotated[str | None, Header(max_length=300)] = None,
     ) -> Response:
+        body = model_body(InvokeBody, await json_body(request))
         return await _invoke(ctx, request, name, body, caller, idempotency_key)
 
     @r.get("/invocations", summary="List runs, newest first", dependencies=[Depends(admin)])
@@ -221,7 +236,8 @@ async def _invoke(
 
 
 def _get(ctx: ApiContext, job_id: str, caller: Caller) -> dict[str, Any]:
-    row = ctx.app.dispatcher.store.get(job_id) if len(job_id) <= 32 else None
+    storable = len(job_id) <= 32 and jsonsafe.problem(job_id) is None
+    row = ctx.app.dispatcher.store.get(job_id) if storable else None
     if row is None or not (caller.is_admin or row.caller_user_id == caller.record_id):
         raise NotFound(f"no run {job_id!r}")
     if caller.is_admin:
@@ -262,3 +278,5 @@ def _cancel(ctx: ApiContext, job_id: str | None, key: str | None) -> list[str]:
         raise NotFound(str(e)) from None
     except NotCancellable as e:
         raise Conflict(str(e)) from None
+    except InvalidParams as e:
+        raise BadRequest(str(e)) from None

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from firehook.config.durations import Duration
@@ -82,10 +82,10 @@ class TriggerSettings(BaseModel):
     record_skipped: bool = Field(
         default=False, description="record events no rule matched, and why, in trigger_skip"
     )
-    source_keys: dict[str, str] = Field(
+    source_keys: dict[str, SecretStr] = Field(
         default={}, description='POST /v1/events keys per source: {"shop": "<key>"}'
     )
-    hook_secrets: dict[str, str] = Field(
+    hook_secrets: dict[str, SecretStr] = Field(
         default={}, description='secrets of incoming webhooks: {"payment-ok": "<secret>"}'
     )
 

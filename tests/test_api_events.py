@@ -91,7 +91,7 @@ def test_a_source_key_publishes_only_as_its_source(events_api: Served) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "the body is not valid JSON"),
+        (b"{not json", "the request body is not valid JSON"),
         (b"[]", "send 1 to 1000 events"),
         (b"[1]", "event 0 is not a JSON object"),
         (b'{"id": "x", "source": "s", "type": "other"}', "unknown event type 'other'"),

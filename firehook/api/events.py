@@ -2,22 +2,25 @@
 ``POST /v1/hooks/{hook}`` (the JSON body becomes the data of rules on that hook).
 
 ``/v1/events`` takes the admin key, or a source key (``FIREHOOK_TRIGGERS__SOURCE_KEYS``,
-``{"shop": "<key>"}``) whose events must name that source.  A hook answers 404 unless a rule
+``{"shop": "<key>"}``) whose events must name that source; the key is checked before the body
+is read.  It takes record changes only: ``firehook.hook`` events come from the hook route
+alone, so a source key cannot stand in for a hook's secret.  A hook answers 404 unless a rule
 listens on it; with a secret set for it (``FIREHOOK_TRIGGERS__HOOK_SECRETS``) the caller sends
 ``X-Hook-Secret``.  Both publish to the broker, as every other producer does, and answer 202.
+Bodies are parsed within the limits on data (:mod:`firehook.api.body`).
 """
 
 from __future__ import annotations
 
 import hmac
-import json
+import logging
 import threading
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from firehook.api.body import json_body
 from firehook.api.context import ApiContext
 from firehook.api.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
 from firehook.config.model import OnHook
@@ -27,7 +30,10 @@ from firehook.triggers.publisher import Publisher, PublishError, topology_for
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
+
 MAX_BATCH = 1000
+RECORD_TYPES = "firehook.record."
 
 
 class BrokerUnavailable(ApiError):
@@ -49,33 +55,47 @@ class _Publishing:
                 self._publisher = Publisher(self.url, self.topology)
         try:
             self._publisher.publish_many(events)
-        except PublishError as e:
-            raise BrokerUnavailable(f"the event broker did not take the event(s): {e}") from None
+        except PublishError as e:  # its text names the broker: for the log, not the caller
+            log.warning("could not publish %d event(s): %s", len(events), e)
+            raise BrokerUnavailable(
+                "the event broker did not take the event(s); try again later"
+            ) from None
 
 
-def _json_body(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadRequest(f"the body is not valid JSON: {e}") from None
-
-
-def _source_allowed(ctx: ApiContext, request: Request, events: list[CloudEvent]) -> None:
+def _key_source(ctx: ApiContext, request: Request) -> str | None:
+    """Who may publish: None for the admin key, else the source of the caller's key (401)."""
     if ctx.auth.is_admin_key(request.headers):
-        return
-    keys = ctx.app.settings.triggers.source_keys
+        return None
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
+    token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send the admin key or a source key: Authorization: Bearer <key>")
-    sources = [
-        s for s, k in keys.items() if hmac.compare_digest(k.encode(), token.strip().encode())
+    sent = token.encode()
+    keys = ctx.app.settings.triggers.source_keys
+    # compare with every key (no early exit), so the time taken does not tell which is close
+    matches = [
+        source
+        for source, key in keys.items()
+        if hmac.compare_digest(key.get_secret_value().encode(), sent)
     ]
-    if not sources:
+    if not matches:
         raise Unauthorized("invalid key")
-    wrong = sorted({e.source for e in events if e.source != sources[0]})
+    return matches[0]
+
+
+def _check_events(source: str | None, events: list[CloudEvent]) -> None:
+    reserved = sorted({e.type for e in events if not e.type.startswith(RECORD_TYPES)})
+    if reserved:
+        raise Forbidden(
+            f"events of type {reserved} come only from POST /v1/hooks/{{hook}} (with the "
+            "hook's secret); /v1/events takes record changes (firehook.record.<event>)"
+        )
+    if source is None:
+        return
+    wrong = sorted({e.source for e in events if e.source != source})
     if wrong:
-        raise Forbidden(f"this key publishes as source {sources[0]!r} only, not {wrong}")
+        raise Forbidden(f"this key publishes as source {source!r} only, not {wrong}")
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -85,7 +105,8 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @r.post("/events", status_code=202, summary="Publish a data-change event (or a list)")
     async def publish_events(request: Request) -> JSONResponse:
-        body = _json_body(await request.body())
+        source = _key_source(ctx, request)  # before the body is read
+        body = await json_body(request)
         items = body if isinstance(body, list) else [body]
         if not 0 < len(items) <= MAX_BATCH:
             raise BadRequest(f"send 1 to {MAX_BATCH} events")
@@ -97,7 +118,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 events.append(parse_event(item))
             except InvalidEvent as e:
                 raise BadRequest(f"event {i} is not a valid event: {e}") from None
-        _source_allowed(ctx, request, events)
+        _check_events(source, events)
         await run_in_threadpool(publishing.send, events)
         return JSONResponse(
             {"published": [{"id": e.id, "routing_key": e.routing_key} for e in events]},
@@ -114,9 +135,10 @@ def router(ctx: ApiContext) -> APIRouter:
         secret = ctx.app.settings.triggers.hook_secrets.get(hook)
         if secret is not None:
             sent = request.headers.get("x-hook-secret", "")
-            if not hmac.compare_digest(sent.encode(), secret.encode()):
+            expected = secret.get_secret_value().encode()
+            if not hmac.compare_digest(sent.encode(), expected):
                 raise Unauthorized("this hook needs its secret in X-Hook-Secret")
-        event = hook_event(hook, _json_body(await request.body()), source="webhook")
+        event = hook_event(hook, await json_body(request), source="webhook")
         await run_in_threadpool(publishing.send, [event])
         return JSONResponse({"id": event.id, "routing_key": event.routing_key}, status_code=202)
 

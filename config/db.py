@@ -104,7 +104,7 @@ def create_db_engine(
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, pool_size=10, max_overflow=20)
+        engine = create_engine(parsed, pool_size=10, max_overflow=20, hide_parameters=True)
         _ping_when_idle(engine, ping_after)
         return engine
     if backend != "sqlite":
@@ -116,6 +116,7 @@ def create_db_engine(
         connect_args={"timeout": busy_timeout.total_seconds(), "check_same_thread": False},
         pool_size=20,
         max_overflow=20,
+        hide_parameters=True,
     )
     busy_ms = int(busy_timeout.total_seconds() * 1000)
 

@@ -19,6 +19,7 @@ from starlette.datastructures import Headers
 from firehook.api.errors import Forbidden, Unauthorized
 from firehook.api.users import UserStore
 from firehook.config.http_settings import AdminSettings, AuthSettings
+from firehook.invoker import jsonsafe
 
 __all__ = ["AUTH_PREFIX", "Authenticator", "Caller"]
 
@@ -114,7 +115,7 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise Unauthorized("invalid token") from None
         sub = claims["sub"]
-        if not isinstance(sub, str) or not 0 < len(sub) <= 60:
+        if not isinstance(sub, str) or not 0 < len(sub) <= 60 or jsonsafe.problem(sub):
             raise Unauthorized("invalid token: sub must be a string of 1 to 60 characters")
         return Caller(sub, claims.get("anonymous") is True, "jwt")
 

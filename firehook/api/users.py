@@ -5,6 +5,11 @@ bytes shown to the client once; the table keeps only its SHA-256, so a leaked ta
 usable token.  Sessions expire after ``auth.session_ttl``; expired rows are swept whenever a
 new session is issued.
 
+Usernames are compared in one form: NFKC, then case-folded (``ALICE``, ``Alice`` and
+``ａｌｉｃｅ`` are one account), as they are stored at sign-up.  A row written before names were
+normalised is still found at sign-in when its name differs only in ASCII case.  Control
+characters (NUL included) and lone surrogates are refused with a 400.
+
 A looked-up session is remembered in memory for ``cache_ttl`` (``auth.session_cache``, 5 s),
 so a busy client costs one read per few seconds, not one per call.  Its expiry is still checked
 on every call, and a logout forgets it at once in this process; another API process may accept
@@ -18,6 +23,7 @@ import logging
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,15 +31,24 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Column, Engine, Index, Text, delete, select
+from sqlalchemy import Column, Engine, Index, Text, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
 from firehook.api.errors import BadRequest, Conflict, Unauthorized
 from firehook.config.db import UTCDateTime, utcnow, write_tx
 from firehook.config.errors import DatabaseError
+from firehook.invoker import jsonsafe
 
-__all__ = ["AppSession", "AppUser", "Issued", "SessionUser", "UserStore", "hash_token"]
+__all__ = [
+    "AppSession",
+    "AppUser",
+    "Issued",
+    "SessionUser",
+    "UserStore",
+    "hash_token",
+    "normalise_username",
+]
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +151,30 @@ class UserStore:
         return self._create(None, None, anonymous=True)
 
     def register(self, username: str, password: str) -> Issued:
-        username = _clean_username(username)
+        username = normalise_username(username)
         _check_password(password)
+        if self._find(username) is not None:  # also an older row differing in ASCII case
+            raise Conflict(f"the username {username!r} is taken")
         return self._create(username, self.hasher.hash(password), anonymous=False)
 
     def login(self, username: str, password: str) -> Issued:
-        username = _clean_username(username)
-        query = select(_users).where(_users.c.username == username)
-        row = self._read(lambda conn: conn.execute(query).mappings().first())
+        _check_password_text(password)
+        row = self._find(normalise_username(username))
         stored = None if row is None else row["password_hash"]
         if not self._verify(stored, password) or row is None:
             raise Unauthorized("wrong username or password")
         return self._issue(_user(row))
+
+    def _find(self, username: str) -> Any:
+        """The row of a normalised name; rows from before normalisation match on ASCII case
+        (the exact form first)."""
+        query = (
+            select(_users)
+            .where(or_(_users.c.username == username, func.lower(_users.c.username) == username))
+            .order_by((_users.c.username == username).desc(), _users.c.id)
+            .limit(1)
+        )
+        return self._read(lambda conn: conn.execute(query).mappings().first())
 
     def logout(self, token: str) -> None:
         token_hash = hash_token(token)
@@ -259,8 +286,11 @@ def _user(row: Any) -> SessionUser:
     return SessionUser(row["id"], row["username"], bool(row["anonymous"]), row["created_at"])
 
 
-def _clean_username(username: str) -> str:
-    username = username.strip()
+def normalise_username(username: str) -> str:
+    """The one form a username is stored and looked up in: NFKC, case-folded, stripped."""
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in username):
+        raise BadRequest("a username cannot hold control characters or lone surrogates")
+    username = unicodedata.normalize("NFKC", username).casefold().strip()
     if not 0 < len(username) <= 150:
         raise BadRequest("a username has 1 to 150 characters")
     return username
@@ -269,3 +299,10 @@ def _clean_username(username: str) -> str:
 def _check_password(password: str) -> None:
     if not 6 <= len(password) <= 256:
         raise BadRequest("a password has 6 to 256 characters")
+    _check_password_text(password)
+
+
+def _check_password_text(password: str) -> None:
+    """A password is hashed as UTF-8: a lone surrogate cannot be (NUL can)."""
+    if jsonsafe.problem(password.replace("\x00", "")) is not None:
+        raise BadRequest("a password cannot hold lone surrogates (not valid Unicode text)")

@@ -13,6 +13,7 @@ from firehook.apply import apply_file
 from firehook.cli_common import UsageError, load_settings
 from firehook.config.model import ConfigFile, OnHook
 from firehook.config.rules import RulesStore
+from firehook.invoker import jsonsafe
 from firehook.triggers.events import InvalidEvent, change_event
 from firehook.triggers.publisher import Publisher, topology_for
 
@@ -84,9 +85,10 @@ def _json_option(name: str, text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{name} is not valid JSON: {e.msg} at column {e.colno}") from None
+        value = jsonsafe.loads(text)
+    except ValueError as e:  # syntax, nesting, NaN, digits, NUL, lone surrogates
+        reason = str(e).removeprefix("not JSON: ")
+        raise UsageError(f"{name} is not valid JSON: {reason}") from None
     if not isinstance(value, dict):
         raise UsageError(f"{name} must be a JSON object (the record), got {type(value).__name__}")
     return value

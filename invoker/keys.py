@@ -1,6 +1,6 @@
 """Idempotency keys: scoped to their function, and which runs a key dedupes against.
 
-The rule (README "Idempotency keys", docs/decisions.md D11):
+The rule (README "Idempotency keys", docs/decisions.md D12):
 
 * A key belongs to one function: ``(function, idempotency_key)`` is unique, so the same key
   given to two functions makes two runs.

@@ -8,7 +8,7 @@ when it finished (or was created, if it never ran).  Waiting and executing runs 
 touched.  Deleting a first attempt also forgets its idempotency key: a key dedupes for as
 long as its run is kept (which runs it dedupes against: :mod:`invoker.keys`), except the run
 of a ``frequency: once`` trigger (key ``trigger:<name>:once``), which is kept whatever its age:
-it is what keeps the trigger from firing again (docs/decisions.md D11).
+it is what keeps the trigger from firing again (docs/decisions.md D12).
 """
 
 from __future__ import annotations

@@ -294,10 +294,13 @@ class Dispatcher:
         }
 
     # operations --------------------------------------------------------------------------
-    def cancel(self, job_id: str | None = None, key: str | None = None) -> list[str]:
-        if job_id is not None and jsonsafe.problem(job_id) is not None:
-            raise JobNotFound(jsonsafe.storable_text(job_id))
-        return self.queue.cancel(job_id, check_key(key))
+    def cancel(
+        self, job_id: str | None = None, key: str | None = None, function: str | None = None
+    ) -> list[str]:
+        for name in (job_id, function):  # no run or function has such a name
+            if name is not None and jsonsafe.problem(name) is not None:
+                raise JobNotFound(jsonsafe.storable_text(name))
+        return self.queue.cancel(job_id, check_key(key), function)
 
     def replay(
         self,

@@ -144,6 +144,10 @@ def test_a_key_or_run_id_with_a_nul_is_refused_not_sent_to_the_database(served: 
         headers={**ADMIN, **JSON},
     )
     assert surrogate.status_code == 400  # pydantic refuses it as a str
+    in_function = served.client.post(
+        "/v1/invocations/cancel", json={"key": "order-42", "function": "he\x00llo"}, headers=ADMIN
+    )
+    assert in_function.status_code == 404, in_function.text
     assert served.client.get("/v1/invocations/a%00b", headers=ADMIN).status_code == 404
     by_id = served.client.post("/v1/invocations/a%00b/cancel", headers=ADMIN)
     assert by_id.status_code == 404
@@ -203,6 +207,18 @@ def test_a_username_with_control_characters_is_400(
         )
         assert res.status_code == 400, res.text
         assert "control characters" in error_msg(res)
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["/hserve/v2.1/register/username/", "/v1/invocations/cancel", "/v1/invocations/replay"],
+)
+def test_deep_bodies_on_the_other_routes_are_400(served: Served, route: str) -> None:
+    body = '{"key": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    headers = {**served.headers(), **ADMIN, **JSON}
+    res = served.client.post(route, content=body.encode(), headers=headers)
+    assert res.status_code == 400, res.text
+    assert served.client.get("/v1/functions?check=false", headers=ADMIN).status_code == 200
 
 
 def test_a_lone_surrogate_in_a_username_or_password_is_refused_by_the_user_store(

@@ -311,9 +311,9 @@ class Dispatcher:
         """Queue finished runs again as new runs; ``(old run, new job id or None if dry)``."""
         rows: list[Invocation] = []
         for job_id in job_ids:
-            row = self.store.get(job_id)
+            row = self.store.get(job_id) if jsonsafe.problem(job_id) is None else None
             if row is None:
-                raise JobNotFound(job_id)
+                raise JobNotFound(jsonsafe.storable_text(job_id))
             rows.append(row)
         if flt is not None:
             rows.extend(self.store.find(flt))

@@ -153,6 +153,18 @@ def test_a_key_or_run_id_with_a_nul_is_refused_not_sent_to_the_database(served: 
     assert by_id.status_code == 404
 
 
+def test_filters_and_run_ids_with_a_nul_are_refused_not_sent_to_the_database(
+    served: Served,
+) -> None:
+    for params in ({"function": "he\x00llo"}, {"event_type": "sdk\x00"}):
+        listed = served.client.get("/v1/invocations", params=params, headers=ADMIN)
+        assert listed.status_code == 400 and "NUL" in error_msg(listed)
+        replay = served.client.post("/v1/invocations/replay", json=params, headers=ADMIN)
+        assert replay.status_code == 400 and "NUL" in error_msg(replay)
+    by_id = served.client.post("/v1/invocations/replay", json={"ids": ["a\x00b"]}, headers=ADMIN)
+    assert by_id.status_code == 404, by_id.text
+
+
 def test_an_idempotency_key_with_a_lone_surrogate_is_refused_by_the_dispatcher(
     served: Served,
 ) -> None:

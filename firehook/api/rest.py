@@ -61,6 +61,14 @@ class ReplayBody(BaseModel):
     dry_run: bool = False
 
 
+def _text(name: str, value: str | None) -> str | None:
+    """A filter's text, refused (400) when no stored value could hold it (a NUL...)."""
+    reason = None if value is None else jsonsafe.problem(value)
+    if reason is not None:
+        raise BadRequest(f"{name}: {reason}")
+    return value
+
+
 def _aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise BadRequest(f"{name} needs a UTC offset, e.g. 2026-12-01T20:00:00+08:00")
@@ -144,9 +152,9 @@ def router(ctx: ApiContext) -> APIRouter:
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
         flt = InvocationFilter(
-            function=function,
+            function=_text("function", function),
             status=None if status is None else status.value,
-            event_type=event_type,
+            event_type=_text("event_type", event_type),
             since=_aware("since", since),
             until=_aware("until", until),
             limit=limit,
@@ -254,9 +262,9 @@ def _replay(ctx: ApiContext, body: ReplayBody) -> dict[str, Any]:
     flt = None
     if filtered:
         flt = InvocationFilter(
-            function=body.function,
+            function=_text("function", body.function),
             status=None if body.status is None else body.status.value,
-            event_type=body.event_type,
+            event_type=_text("event_type", body.event_type),
             since=_aware("since", body.since),
             until=_aware("until", body.until),
             limit=body.limit,

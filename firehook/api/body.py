@@ -1,9 +1,12 @@
 """Request bodies: read as bytes and parsed with the limits every input path shares.
 
 FastAPI's own body parsing (``await request.json()``) has no depth limit and lets a
-5,000-digit number or ``NaN`` through; every route parses here instead
-(:func:`firehook.invoker.jsonsafe.loads`: nesting, finite numbers, digits, NUL, lone
-surrogates), so a poison body is a 400 with the reason and never reaches the store.
+5,000-digit number or ``NaN`` through to ``Any`` fields; every route that takes data (the
+invoke routes, events, webhooks) parses here instead (:func:`firehook.invoker.jsonsafe.loads`:
+nesting, finite numbers, digits, NUL, lone surrogates), so a poison body is a 400 with the
+reason and never reaches the pool or the store.  Routes with small typed bodies (sign-in,
+cancel, replay) keep FastAPI's parsing, which answers 400 on a body it cannot decode; their
+text fields are checked where they are used.
 """
 
 from __future__ import annotations

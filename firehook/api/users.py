@@ -31,7 +31,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Column, Engine, Index, Text, delete, func, or_, select
+from sqlalchemy import Column, Engine, Index, Text, delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
@@ -166,15 +166,21 @@ class UserStore:
         return self._issue(_user(row))
 
     def _find(self, username: str) -> Any:
-        """The row of a normalised name; rows from before normalisation match on ASCII case
-        (the exact form first)."""
-        query = (
+        """The row of a normalised name (by the unique index); failing that, a row from before
+        names were normalised that differs in ASCII case (a scan, paid only on a miss, which
+        also costs a password hash)."""
+        exact = select(_users).where(_users.c.username == username)
+        older = (
             select(_users)
-            .where(or_(_users.c.username == username, func.lower(_users.c.username) == username))
-            .order_by((_users.c.username == username).desc(), _users.c.id)
+            .where(func.lower(_users.c.username) == username, _users.c.username != username)
+            .order_by(_users.c.id)
             .limit(1)
         )
-        return self._read(lambda conn: conn.execute(query).mappings().first())
+
+        def find(conn: Any) -> Any:
+            return conn.execute(exact).mappings().first() or conn.execute(older).mappings().first()
+
+        return self._read(find)
 
     def logout(self, token: str) -> None:
         token_hash = hash_token(token)

@@ -23,6 +23,7 @@ from firehook.config.errors import DatabaseError
 from firehook.config.loader import parse_config
 from firehook.triggers.broker import connect
 from firehook.triggers.events import change_event, hook_event
+from firehook.triggers.publisher import Publisher
 from tests.trigger_support import (
     RULES,
     TOPOLOGY,
@@ -330,6 +331,21 @@ def test_a_consumer_killed_between_commit_and_ack_loses_nothing_and_duplicates_n
     assert rig.consumer.consumer.stats["events"] == 1  # type: ignore[union-attr]
     assert rig.consumer.consumer.stats["duplicates"] == 2  # type: ignore[union-attr]
     assert len(rig.runs()) == 2
+
+
+def test_a_message_taken_with_no_ack_from_the_embedded_transport_does_not_come_back(
+    tmp_path: Path,
+) -> None:
+    """It was only hidden: after the visibility timeout it was delivered again."""
+    url = f"sqla+sqlite:///{tmp_path / 'events.db'}"
+    with Publisher(url, TOPOLOGY) as pub:
+        pub.publish(change_event("orders", "on_create", after={"id": 1}))
+    with connect(url, visibility_timeout=0.0) as conn:
+        queue = TOPOLOGY.events_queue()(conn.default_channel)
+        assert queue.get(no_ack=True) is not None
+    with connect(url, visibility_timeout=0.0) as conn:  # restores what was taken 0 s ago
+        queue = TOPOLOGY.events_queue()(conn.default_channel)
+        assert queue.get(no_ack=True) is None
 
 
 def _cutter(broker_url: str) -> Callable[[], None]:

@@ -1,4 +1,4 @@
-"""Which rules an event fires: ``changed`` and ``becomes`` on updates.
+"""Which rules an event fires: ``changed`` and ``becomes`` on updates, and hook rules.
 
 Each case asserts the match itself (which rules planned a run), not only a reason text: a
 ``becomes`` that behaved like ``changed`` fired on paid -> shipped, and nothing noticed.
@@ -14,7 +14,7 @@ import pytest
 
 from firehook.config.loader import parse_config
 from firehook.config.rules import Rules
-from firehook.triggers.events import CloudEvent, change_event
+from firehook.triggers.events import CloudEvent, change_event, hook_event
 from firehook.triggers.matching import Matcher
 
 RULES = """
@@ -32,6 +32,9 @@ triggers:
     on: {table: orders, events: [on_update]}
     when: {becomes: {address.city: Paris}}
     invoke: audit
+  - name: paid-hook
+    on: {hook: payment-ok}
+    invoke: refund
 """
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -97,3 +100,17 @@ def test_becomes_on_a_nested_field(
     matcher: Matcher, before: dict[str, Any], after: dict[str, Any], fires: bool
 ) -> None:
     assert ("city-becomes-paris" in fired(matcher, update(before, after))) is fires
+
+
+def test_a_hook_rule_fires_only_on_events_from_the_hook_route(matcher: Matcher) -> None:
+    """The hook route publishes type firehook.hook from source "webhook"; the same type and
+    subject from any other source (a source key's holder, say) must not fire the rule."""
+    assert fired(matcher, hook_event("payment-ok", {"amount": 5})) == {"paid-hook"}
+    forged = CloudEvent(
+        id="f1", source="shop", type="firehook.hook", subject="payment-ok", data={"amount": 5}
+    )
+    planned, skipped = matcher.match(forged, NOW)
+    assert planned == []
+    assert [s.trigger for s in skipped] == [None]
+    assert "source 'shop'" in skipped[0].reason
+    assert fired(matcher, hook_event("payment-ok", {"amount": 5}, source="shop")) == set()

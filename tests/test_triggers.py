@@ -22,7 +22,7 @@ from sqlalchemy import text
 from firehook.config.errors import DatabaseError
 from firehook.config.loader import parse_config
 from firehook.triggers.broker import connect
-from firehook.triggers.events import change_event, hook_event
+from firehook.triggers.events import CloudEvent, change_event, hook_event
 from firehook.triggers.publisher import Publisher
 from tests.trigger_support import (
     RULES,
@@ -141,13 +141,25 @@ def test_once_and_cooldown_frequencies(rig: Rig) -> None:
 
 
 def test_a_webhook_event_runs_the_rules_on_that_hook(rig: Rig) -> None:
+    """Only events from the hook route (source "webhook") fire hook rules: one of type
+    firehook.hook with the hook's name as subject from any other source (a holder of the
+    "shop" source key) fires nothing, so the hook's secret cannot be bypassed."""
     rig.start_consumer()
+    forged = CloudEvent(
+        id="forged-1",
+        source="shop",
+        type="firehook.hook",
+        subject="payment-ok",
+        data={"amount": 1000, "order": 666},
+    )
+    rig.publisher.publish(forged)
     rig.publisher.publish(hook_event("payment-ok", {"amount": 0}))
     rig.publisher.publish(hook_event("payment-ok", {"amount": 30, "order": 9}))
     (row,) = rig.wait_runs(1)
-    time.sleep(0.3)
+    rig.wait_stat("events", 3)
     assert len(rig.runs()) == 1
     assert row.source == "paid-hook" and row.params == {"amount": 30, "order": 9}
+    assert rig.stats["filtered"] == 1  # amount 0; the forged event reached no hook rule
 
 
 def test_malformed_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on(

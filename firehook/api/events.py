@@ -138,7 +138,10 @@ def router(ctx: ApiContext) -> APIRouter:
             expected = secret.get_secret_value().encode()
             if not hmac.compare_digest(sent.encode(), expected):
                 raise Unauthorized("this hook needs its secret in X-Hook-Secret")
-        event = hook_event(hook, await json_body(request), source="webhook")
+        try:
+            event = hook_event(hook, await json_body(request))
+        except InvalidEvent as e:
+            raise BadRequest(f"the webhook body is not a valid event: {e}") from None
         await run_in_threadpool(publishing.send, [event])
         return JSONResponse({"id": event.id, "routing_key": event.routing_key}, status_code=202)
 

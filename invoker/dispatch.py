@@ -15,7 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from firehook.config.durations import MAX_DURATION
+from firehook.config.errors import DatabaseError
 from firehook.config.functions import FunctionOptions, RetryPolicy
 from firehook.config.settings import InvokerSettings
 from firehook.invoker import jsonsafe
@@ -168,7 +171,7 @@ class Dispatcher:
         data, error = storable_outcome(result)
         envelope = Envelope(data, error)
         status = Status.FULFILLED if error is None else STATUS_FOR_ERROR[error.type]
-        self.store.insert(
+        envelope, status = self._record(
             {
                 "id": job_id,
                 "root_id": job_id,
@@ -190,10 +193,40 @@ class Dispatcher:
                 "started_at": result.started_at,
                 "finished_at": result.started_at + result.duration,
                 "duration_ms": result.duration.total_seconds() * 1000,
-            }
+            },
+            envelope,
+            status,
         )
         log.debug("ran %s as %s: %s", info.name, job_id, status)
         return Outcome(envelope, job_id, status)
+
+    def _record(
+        self, row: dict[str, Any], envelope: Envelope, status: Status
+    ) -> tuple[Envelope, Status]:
+        """Record a sync run that executed.  A row the database refuses as data (a value it
+        cannot hold) is recorded without its free-form fields, as ``execution_failed`` with
+        the reason, rather than left unrecorded behind a "try again" (which would run it
+        twice).  A database that is down still raises :class:`DatabaseError`."""
+        try:
+            self.store.insert(row)
+            return envelope, status
+        except DatabaseError as e:
+            cause = e.__cause__
+            if not isinstance(cause, DataError | IntegrityError):
+                raise
+            lines = str(cause.orig).strip().splitlines() or [type(cause.orig).__name__]
+            reason = jsonsafe.storable_text(lines[0])[:300]
+        log.error(
+            "run %s of %s could not be recorded as it was: %s", row["id"], row["function"], reason
+        )
+        error = RunError(
+            ErrorType.EXECUTION_FAILED, f"the run could not be recorded as it was: {reason}"
+        )
+        blank = dict.fromkeys(("params", "result", "logs", "request", "caller_user_id", "source"))
+        self.store.insert(
+            {**row, **blank, "status": Status.EXECUTION_FAILED.value, "error": error.to_dict()}
+        )
+        return Envelope(None, error), Status.EXECUTION_FAILED
 
     def _execute(
         self, info: FunctionInfo, params: Any, req: InvokeRequest, job_id: str, timeout: timedelta

@@ -205,6 +205,22 @@ def test_a_sync_run_whose_output_the_store_cannot_hold_is_recorded(
     assert served.invoke(token, "hello").status_code == 200
 
 
+def test_a_sync_run_the_database_refuses_as_data_is_still_recorded(served: Served) -> None:
+    from firehook.invoker.dispatch import InvokeRequest
+
+    # caller ids are at most 64 characters: PostgreSQL refuses a longer one (SQLite keeps it)
+    outcome = served.app.dispatcher.run_sync(InvokeRequest("hello", caller_user_id="u" * 100))
+    assert outcome.job_id is not None
+    row = served.app.store.get(outcome.job_id)
+    assert row is not None and row.status == outcome.status
+    if served.app.engine.dialect.name == "postgresql":
+        assert row.status == "execution_failed" and row.error is not None
+        assert "could not be recorded as it was" in row.error["message"]
+        assert outcome.envelope.error is not None and row.caller_user_id is None
+    else:
+        assert row.status == "fulfilled" and row.result == "hello world"
+
+
 # accounts -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("username", "password"),

@@ -35,8 +35,10 @@ class Proc:
 
     # The pipe speaks pickle, like Connection.send/recv, without their per-call costs (a new
     # ForkingPickler per message, a new selector per poll): about 30 us a run.
-    def send(self, message: Any) -> None:
-        self.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+    def send_bytes(self, payload: bytes) -> None:
+        """Send a request the caller pickled (a value that fails to pickle fails before a
+        worker is taken)."""
+        self.conn.send_bytes(payload)
 
     def ready(self, timeout: float) -> bool:
         """An answer (or the end of the pipe) arrived within ``timeout`` seconds."""

@@ -19,6 +19,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from firehook.invoker import _reap
+
 __all__ = ["Proc", "death_reason", "main_module_hidden"]
 
 
@@ -61,8 +63,12 @@ class Proc:
             if self._killed:
                 return
             self._killed = True
+        below = _reap.descendants(self.pid)  # before the kill orphans them
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+        for pid in below:  # those in a session of their own
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         self.process.join(5)

@@ -8,7 +8,8 @@ keep that from reaching other runs:
   next run's request from the shared pipe);
 - nothing a run started outlives it: the pool process is a child subreaper (orphaned
   descendants become its children, whatever session they moved to) and
-  :func:`end_descendants` kills and reaps every child after each run.
+  :func:`end_descendants` kills and reaps every child after each run; when the parent kills
+  a pool process (its deadline), it kills :func:`descendants` too.
 
 Standard library only: this runs inside the pool process (``invoker/_child.py``).
 """
@@ -21,7 +22,7 @@ import os
 import signal
 import time
 
-__all__ = ["end_descendants", "exit_if_forked", "start_serving"]
+__all__ = ["descendants", "end_descendants", "exit_if_forked", "start_serving"]
 
 _PR_SET_CHILD_SUBREAPER = 36
 _serving_pid = 0
@@ -49,17 +50,29 @@ def exit_if_forked() -> None:
         os._exit(0)
 
 
-def _children() -> list[int]:
-    """This process's children (with the orphans it adopted), from ``/proc``."""
+def _children(pid: int | str = "self") -> list[int]:
+    """A process's children (with the orphans it adopted), from ``/proc``."""
     pids: list[int] = []
     try:
-        tasks = os.listdir("/proc/self/task")
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return pids
     for tid in tasks:  # a child is listed under the thread that started it
         with contextlib.suppress(OSError, ValueError):
-            pids.extend(map(int, _read(f"/proc/self/task/{tid}/children").split()))
+            pids.extend(map(int, _read(f"/proc/{pid}/task/{tid}/children").split()))
     return pids
+
+
+def descendants(pid: int, most: int = 10_000) -> list[int]:
+    """(The parent, before it kills a pool process.) Every process below ``pid``, also those
+    that moved to a session of their own, which a kill of its process group misses."""
+    found: list[int] = []
+    todo = _children(pid)
+    while todo and len(found) < most:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(_children(child))
+    return found
 
 
 def _read(path: str) -> bytes:

@@ -316,6 +316,30 @@ def test_processes_a_run_leaves_behind_end_with_the_run(
     assert pool.replaced == 0
 
 
+LEAVES_A_PROCESS_AND_SPINS = """
+import subprocess
+
+def main(event):
+    p = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    open(event.data["pidfile"], "w").write(str(p.pid))
+    while True:
+        pass
+"""
+
+
+def test_a_deadline_kill_takes_processes_in_a_session_of_their_own_too(
+    pool: Pool, tmp_path: Path
+) -> None:
+    (pool.functions_dir / "spinner.py").write_text(LEAVES_A_PROCESS_AND_SPINS)
+    pidfile = tmp_path / "left.pid"
+    result = run(pool, "spinner", {"pidfile": str(pidfile)}, timeout=timedelta(seconds=1))
+    failed(result, ErrorType.DEADLINE_EXCEEDED)
+    left = int(pidfile.read_text())
+    if not gone_within(left, 5):
+        os.kill(left, signal.SIGKILL)
+        pytest.fail("the process it started in its own session outlived the deadline kill")
+
+
 ANSWERS_FOR_ANOTHER = """
 import gc
 import pickle

@@ -287,7 +287,9 @@ def main(event):
     if os.fork() == 0:  # the classic double fork: the grandchild is orphaned at once
         os.setsid()
         if os.fork() == 0:
-            open(event.data["pidfile"], "w").write(str(os.getpid()))
+            with open(event.data["pidfile"] + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.replace(event.data["pidfile"] + ".tmp", event.data["pidfile"])  # whole or absent
             time.sleep(300)
         os._exit(0)
     os.wait()

@@ -313,8 +313,11 @@ def _answer(kind: str, spec: dict[str, Any], handler: _LogHandler) -> dict[str, 
         answer = _run(spec, handler) if kind == "run" else _check(spec)
     except Exception as e:  # a bug of ours (or a file gone): the run fails, the worker serves on
         message = f"firehook could not run it: {type(e).__name__}: {_describe(e)}"
-        answer = {"result": None, "error": _error("execution_failed", message, "")}
-        answer.update(started=time.time(), duration_ms=0.0, logs="")
+        if kind != "run":
+            answer = {"error": _storable(message, 64 * 1024)}
+        else:
+            answer = {"result": None, "error": _error("execution_failed", message, "")}
+            answer.update(started=time.time(), duration_ms=0.0, logs="")
     answer["seq"] = spec.get("seq")
     return answer
 

@@ -390,3 +390,19 @@ def test_an_error_raised_inside_firehook_shows_only_the_function_s_frames(pool: 
     frames = [line for line in result.error.stack.splitlines() if line.startswith("  File ")]
     assert frames and all("callsInvoke.py" in line for line in frames), result.error.stack
     assert "sdk.py" not in result.error.stack
+
+
+def test_a_function_file_gone_before_its_run_fails_the_run_and_keeps_the_process(
+    pool: Pool,
+) -> None:
+    path = pool.functions_dir / "vanishing.py"
+    path.write_text("def main(event):\n    return 1\n")
+    info = Registry(pool.functions_dir).get("vanishing")
+    path.unlink()
+    for _ in range(3):  # more than the pool's size
+        result = pool.run(info, Event(job_id="job-1"), FIVE_S)
+        assert "No such file" in failed(result, ErrorType.EXECUTION_FAILED)
+        error = pool.check(info)  # it used to end the process (an error _check did not catch)
+        assert error is not None and "No such file" in error
+    assert value(run(pool, "hello")) == "hello world"
+    assert pool.replaced == 0

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from firehook.invoker import _reap, jsonsafe
+from firehook.invoker import _jsonfast, _reap, jsonsafe
 from firehook.invoker.event import Event
 
 # firehook's own frames (the whole package: sdk.py too) are left out of a function's stack;
@@ -255,15 +255,13 @@ def _describe(e: BaseException) -> str:
 
 def _encode(value: Any, answer: dict[str, Any], limit: int = RESULT_LIMIT_BYTES) -> str | None:
     """``value`` as JSON, or None with ``answer["error"]`` saying why it cannot be returned."""
-    reason = jsonsafe.problem(value)  # before json.dumps: any depth is safe to check
-    encoded = None
-    if reason is not None:
-        reason = f"the result of main() cannot be stored: {reason}"
-    else:
-        try:
-            encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        except Exception as e:  # TypeError, ValueError, a default() or __str__ that raised
-            reason = f"the result of main() is not JSON-serialisable: {_describe(e)}"
+    encoded = reason = None
+    try:
+        encoded = _jsonfast.encode(value)  # refuses what jsonsafe.problem() refuses
+    except _jsonfast.Refused as e:
+        reason = f"the result of main() cannot be stored: {e}"
+    except Exception as e:  # TypeError, a default() or __str__ that raised
+        reason = f"the result of main() is not JSON-serialisable: {_describe(e)}"
     if encoded is not None and len(encoded) * 4 > limit:  # may be over: count its bytes
         size = len(encoded) if encoded.isascii() else len(encoded.encode("utf-8"))
         if size > limit:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from firehook.invoker import jsonsafe
+from firehook.invoker import _jsonfast
 from firehook.invoker.envelope import ErrorType, RunError
 from firehook.invoker.event import Event
 
@@ -61,11 +61,11 @@ def failed(
 def refused(event: Event) -> str | None:
     """Why ``event`` cannot be handed to a function (its params are not storable JSON)."""
     for what, part in (("params", event.data), ("request", event.request)):
-        reason = jsonsafe.problem(part)
+        reason = _jsonfast.problem(part)
         if reason is not None:
             return f"the {what} cannot be passed to the function: {reason}"
     if event.extra:
-        reason = jsonsafe.problem(event.extra)
+        reason = _jsonfast.problem(event.extra)
         if reason is not None:
             return f"the event cannot be passed to the function: {reason}"
     return None

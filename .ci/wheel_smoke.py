@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ import tempfile
 import time
 import urllib.request
 import venv
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ def main() -> int:
         redis_consumer(bin_dir, root / "project-redis")
         install(root / "venv", f"{wheel}[postgres]", fresh=False)
         postgres_roles(bin_dir, root / "project-pg")
+        docker_context_builds(Path(__file__).resolve().parent.parent, root / "image")
     print(f"wheel smoke test passed in {time.monotonic() - t0:.1f}s")
     return 0
 
@@ -231,6 +234,40 @@ def postgres_roles(bin_dir: Path, project: Path) -> None:
         role(fh, "worker", project, FIREHOOK_DATABASE_URL=url)
     finally:
         run([*psql, f"DROP SCHEMA {schema} CASCADE"], project)
+
+
+def docker_context_builds(repo: Path, where: Path) -> None:
+    """What the Dockerfile copies into /opt/firehook builds a complete wheel (no Docker
+    engine here: the COPY lines are replayed as Docker does them, symlinks kept)."""
+    opt = where / "opt"
+    opt.mkdir(parents=True)
+    workdir = None
+    for line in (repo / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["WORKDIR"]:
+            workdir = words[1]
+        if words[:1] != ["COPY"] or workdir != "/opt/firehook":
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        *sources, dest = args
+        for src in sources:
+            target = opt / dest if dest not in ("./", ".") else opt / Path(src).name
+            if (repo / src).is_dir():
+                shutil.copytree(repo / src, target, symlinks=True)
+            else:
+                shutil.copy2(repo / src, opt / Path(src).name)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where), str(opt)], where
+    )
+    names = zipfile.ZipFile(next(where.glob("firehook-*.whl"))).namelist()
+    missing = [
+        p
+        for p in ("firehook/api/__init__.py", "firehook/config/settings.py", "firehook/py.typed")
+        if p not in names
+    ]
+    if missing:
+        raise SystemExit(f"the image's `pip install .` would miss {missing}")
+    print(f"ok  the Dockerfile's COPY lines build a complete wheel ({len(names)} files)")
 
 
 if __name__ == "__main__":

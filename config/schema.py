@@ -4,7 +4,8 @@ The database holds one row in ``firehook_schema`` with the schema version it is 
 use the tables are created from the SQLModel metadata and stamped with
 :data:`SCHEMA_VERSION`.  A later release that changes a table bumps
 :data:`SCHEMA_VERSION` and adds a step to :data:`MIGRATIONS` (``{2: upgrade_to_2}``), which
-runs in the same transaction as the stamp.  A database newer than the code is refused.
+runs in the same transaction as the stamp and gets the code's metadata (the tables as they are
+now).  A database newer than the code is refused.
 Concurrent first starts are serialised (an advisory transaction lock on PostgreSQL, the
 write lock on SQLite).
 """
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sqlalchemy import Column, Engine, Integer, MetaData, Table, select, text
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,8 +36,38 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {}
+SCHEMA_VERSION = 2
+
+
+def _upgrade_to_2(conn: Connection, metadata: MetaData) -> None:
+    """Idempotency keys unique per function: (function, idempotency_key), not the key alone."""
+    table = metadata.tables.get("invocation")
+    if table is None or not conn.dialect.has_table(conn, "invocation"):
+        return
+    if is_sqlite(conn):  # SQLite cannot drop a table's constraint: build the table again
+        conn.exec_driver_sql("ALTER TABLE invocation RENAME TO invocation_v1")
+        old_indexes = conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invocation_v1'"
+            " AND sql IS NOT NULL"
+        ).scalars()
+        for name in list(old_indexes):
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        table.create(conn)
+        columns = ", ".join(f'"{c.name}"' for c in table.columns)
+        conn.exec_driver_sql(
+            f"INSERT INTO invocation ({columns}) SELECT {columns} FROM invocation_v1"
+        )
+        conn.exec_driver_sql("DROP TABLE invocation_v1")
+        return
+    for unique in inspect(conn).get_unique_constraints("invocation"):
+        if unique["column_names"] == ["idempotency_key"] and unique["name"]:
+            conn.exec_driver_sql(f'ALTER TABLE invocation DROP CONSTRAINT "{unique["name"]}"')
+    for index in table.indexes:
+        if index.name == "ux_invocation_function_key":
+            index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: Mapping[int, Callable[[Connection, MetaData], None]] = {2: _upgrade_to_2}
 
 _LOCK_KEY = 0x66697265686F6F6B  # "firehook"
 _version_meta = MetaData()
@@ -132,7 +163,7 @@ def _ensure(conn: Connection, metadata: MetaData) -> int:
         if step is None:
             raise SchemaVersionError(f"no migration to schema version {version}")
         log.info("migrating the firehook schema to version %d", version)
-        step(conn)
+        step(conn, metadata)
     # tables added since (without a data change) are created here too
     metadata.create_all(conn, checkfirst=True)
     if current != SCHEMA_VERSION:

@@ -13,6 +13,7 @@ import typer
 from sqlmodel import SQLModel
 
 from firehook import cli_queue, cli_rules, cli_schedule, output
+from firehook import version as firehook_version
 from firehook.app import App
 from firehook.cli_common import (
     EXIT_FAILED_RUN,
@@ -38,11 +39,23 @@ from firehook.templates import CONFIG, HELLO_WORLD
 __all__ = ["app", "main"]
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"firehook {firehook_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error")
     ] = "warning",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
 ) -> None:
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):

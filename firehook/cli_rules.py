@@ -88,6 +88,12 @@ def _standard(node: Any) -> Any:
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the config file."""
     doc: dict[str, Any] = _standard(ConfigFile.model_json_schema())
+    for section in ("functions", "triggers", "schedules"):  # `functions:` with nothing under it
+        prop = doc["properties"][section]
+        doc["properties"][section] = {
+            "anyOf": [prop, {"type": "null"}],
+            "default": prop.pop("default", None),
+        }
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     doc["title"] = "firehook config file"
     return doc

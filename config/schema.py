@@ -14,15 +14,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, inspect, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from firehook.config.db import is_sqlite, write_tx
-from firehook.config.errors import DatabaseError, SchemaVersionError
+from firehook.config.errors import DatabaseError, NoDatabase, SchemaVersionError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ensure_schema",
+    "existing_schema_version",
+    "project_database_url",
+    "require_database",
+    "schema_version",
+    "where",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +85,53 @@ def schema_version(engine: Engine) -> int | None:
         if not engine.dialect.has_table(conn, "firehook_schema"):
             return None
         return conn.execute(select(_version_table.c.version)).scalar_one_or_none()
+
+
+def where(engine: Engine) -> str:
+    """The database's URL for messages: a SQLite file as an absolute path, no password."""
+    url = engine.url
+    if is_sqlite(engine) and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str(Path(str(url.database)).resolve()))
+    return url.render_as_string(hide_password=True)
+
+
+def project_database_url(url: str, directory: Path) -> str:
+    """``url`` with a relative SQLite file placed in ``directory`` (``firehook init DIR``)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or database in (None, "", ":memory:")
+        or Path(str(database)).is_absolute()
+    ):
+        return url
+    return parsed.set(database=str(directory / str(database))).render_as_string(hide_password=False)
+
+
+def existing_schema_version(engine: Engine) -> int | None:
+    """:func:`schema_version`, creating nothing: None for a SQLite file that is not there."""
+    database = engine.url.database
+    on_disk = is_sqlite(engine) and database not in (None, "", ":memory:")
+    if on_disk and not Path(str(database)).exists():
+        return None
+    try:
+        return schema_version(engine)
+    except SQLAlchemyError as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise DatabaseError(f"could not read the database {where(engine)}: {reason}") from e
+
+
+def require_database(engine: Engine) -> None:
+    """Refuse (:class:`NoDatabase`) a database firehook never used, creating nothing.
+
+    For commands that only read: run in the wrong folder, or against the wrong URL, they
+    must not leave an empty ``firehook.db`` or firehook's tables behind.
+    """
+    if existing_schema_version(engine) is None:
+        raise NoDatabase(
+            f"no firehook database at {where(engine)} (run `firehook init` or `firehook serve` "
+            "there first, or set FIREHOOK_DATABASE_URL)"
+        )
 
 
 def ensure_schema(engine: Engine, metadata: MetaData) -> int:

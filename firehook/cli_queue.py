@@ -97,7 +97,7 @@ def cancel(
     """Cancel a waiting run (by id, or by idempotency key [and function])."""
     if (job_id is None) == (key is None):
         raise _usage("name the run: firehook cancel ID, or firehook cancel --key K")
-    fh = _app().open_db()
+    fh = _app().open_db(create=False)
     try:
         cancelled = fh.dispatcher.cancel(job_id, key, function)
     except (JobNotFound, NotCancellable, InvalidParams) as e:
@@ -133,7 +133,7 @@ def replay(
             until=parse_time("--until", until),
             limit=limit,
         )
-    fh = _app().open_db()
+    fh = _app().open_db(create=False)
     try:
         done = fh.dispatcher.replay(ids, flt, dry_run=dry_run)
     except JobNotFound as e:

@@ -62,7 +62,7 @@ class RetryPolicy(BaseModel):
         if doublings >= math.log2(self.max_backoff / self.backoff):
             return self.max_backoff
         try:
-            return min(self.backoff * 2**doublings, self.max_backoff)
+            return min(self.backoff * (1 << doublings), self.max_backoff)
         except OverflowError:  # only at the edge of the float comparison, near timedelta.max
             return self.max_backoff
 

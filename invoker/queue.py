@@ -270,7 +270,7 @@ class Queue:
                 if _connection_lost(e):
                     raise DatabaseError(f"could not record finished runs: {e}") from e
                 log.error("the database refused the record of run %s: %s", o.row["id"], e)
-                o = failed_outcome(o.completion, "the database refused this run's record", e)
+                o = failed_outcome(o.completion, "this run's record could not be stored", e)
                 try:
                     updated |= self._record(owner, [o])
                 except Exception as again:

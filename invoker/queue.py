@@ -57,13 +57,18 @@ def _connection_lost(e: BaseException) -> bool:
     return isinstance(e, lost) or bool(getattr(e, "connection_invalidated", False))
 
 
+def _reason(e: BaseException) -> str:
+    """A driver error without SQLAlchemy's statement and parameters (which hold run data)."""
+    return str(getattr(e, "orig", None) or e)
+
+
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
     """Driver errors leave the queue as :class:`DatabaseError` (ours pass unchanged)."""
     try:
         yield
     except SQLAlchemyError as e:
-        raise DatabaseError(f"could not {what}: {getattr(e, 'orig', None) or e}") from e
+        raise DatabaseError(f"could not {what}: {_reason(e)}") from e
 
 
 def _notify(conn: Connection) -> None:
@@ -225,7 +230,7 @@ class Queue:
             raise
         except Exception as e:
             if _connection_lost(e):
-                raise DatabaseError(f"could not record finished runs: {e}") from e
+                raise DatabaseError(f"could not record finished runs: {_reason(e)}") from e
             log.warning(
                 "recording %d finished run(s) failed (%s); recording them one by one",
                 len(outcomes),
@@ -268,13 +273,14 @@ class Queue:
                 raise
             except Exception as e:
                 if _connection_lost(e):
-                    raise DatabaseError(f"could not record finished runs: {e}") from e
-                log.error("the database refused the record of run %s: %s", o.row["id"], e)
+                    raise DatabaseError(f"could not record finished runs: {_reason(e)}") from e
+                log.error("the database refused the record of run %s: %s", o.row["id"], _reason(e))
                 o = failed_outcome(o.completion, "this run's record could not be stored", e)
                 try:
                     updated |= self._record(owner, [o])
                 except Exception as again:
-                    raise DatabaseError(f"could not record run {o.row['id']}: {again}") from again
+                    reason = _reason(again)
+                    raise DatabaseError(f"could not record run {o.row['id']}: {reason}") from again
             final.append(o)
         return final, updated
 

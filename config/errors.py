@@ -11,6 +11,8 @@ __all__ = [
     "ConfigError",
     "DatabaseError",
     "FirehookError",
+    "ListenError",
+    "NoDatabase",
     "SchemaVersionError",
 ]
 
@@ -29,3 +31,11 @@ class DatabaseError(FirehookError, RuntimeError):
 
 class SchemaVersionError(DatabaseError):
     """The database schema is newer than this firehook, or cannot be migrated."""
+
+
+class NoDatabase(ConfigError):
+    """A command that only reads found no firehook database where the settings point."""
+
+
+class ListenError(FirehookError, OSError):
+    """A role could not listen on its address (the port is in use, or the host is not ours)."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 import random
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_settings import NoDecode
 
 from firehook.config.durations import Duration
+from firehook.config.envlists import comma_list
 
 __all__ = ["RETRYABLE", "FunctionOptions", "RetryPolicy"]
 
@@ -37,7 +39,10 @@ class RetryPolicy(BaseModel):
     backoff: Duration = Field(default=timedelta(seconds=10), ge=timedelta(0))
     max_backoff: Duration = Field(default=timedelta(minutes=10), ge=timedelta(0))
     jitter: float = Field(default=0.2, ge=0, le=1)
-    retry_on: tuple[RetryableError, ...] = RETRYABLE
+    # FIREHOOK_RETRY__RETRY_ON=execution_failed,worker_lost (or a JSON list)
+    retry_on: Annotated[tuple[RetryableError, ...], NoDecode, BeforeValidator(comma_list)] = (
+        RETRYABLE
+    )
 
     @model_validator(mode="after")
     def _cap_at_least_base(self) -> RetryPolicy:

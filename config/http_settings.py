@@ -11,6 +11,7 @@ from datetime import timedelta
 from pydantic import BaseModel, Field, SecretStr
 
 from firehook.config.durations import Duration
+from firehook.config.envlists import CommaList
 
 __all__ = ["AdminSettings", "AuthSettings", "HttpSettings"]
 
@@ -21,8 +22,8 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
-    cors_origins: list[str] = Field(
-        default=[], description='origins allowed to call from a browser, e.g. ["https://app"]'
+    cors_origins: CommaList = Field(
+        default=[], description="origins allowed to call from a browser: https://a,https://b"
     )
     invoke_rate_per_user: float = Field(default=10.0, ge=0, description="invokes/s; 0 = off")
     invoke_burst_per_user: int = Field(default=20, ge=1)
@@ -50,7 +51,7 @@ class AuthSettings(BaseModel):
     jwt_key: SecretStr | None = Field(
         default=None, description="HMAC secret or PEM public key; set to accept outside JWTs"
     )
-    jwt_algorithms: list[str] = ["HS256"]
+    jwt_algorithms: CommaList = ["HS256"]
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
 

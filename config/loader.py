@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from firehook.config.errors import ConfigError
 from firehook.config.model import ConfigFile
 
-__all__ = ["ConfigFileError", "LoadedConfig", "Problem", "load_config", "parse_config"]
+__all__ = [
+    "ConfigFileError",
+    "Draft",
+    "LoadedConfig",
+    "Problem",
+    "load_config",
+    "load_draft",
+    "parse_config",
+    "parse_draft",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +53,9 @@ class ConfigFileError(ConfigError):
         )
 
 
-@dataclass(frozen=True)
-class LoadedConfig:
-    """A valid config file and where each of its fields is written."""
+class _Located:
+    """Where each field of a config file is written (``tree`` keeps the YAML's lines)."""
 
-    config: ConfigFile
     filename: str
     tree: Any
 
@@ -65,17 +74,59 @@ class LoadedConfig:
         return Problem(self.filename, self.line(field), field, message)
 
 
-def load_config(path: Path) -> LoadedConfig:
+@dataclass(frozen=True)
+class LoadedConfig(_Located):
+    """A valid config file and where each of its fields is written."""
+
+    config: ConfigFile
+    filename: str
+    tree: Any
+
+
+@dataclass(frozen=True)
+class Draft(_Located):
+    """A config file read as YAML, valid or not: its structural problems, all of them.
+
+    ``config`` is None when there is any; ``data`` is the plain tree, for the checks of
+    ``firehook apply`` that need other parts and run on whatever parses.
+    """
+
+    filename: str
+    tree: Any
+    data: dict[str, Any]
+    config: ConfigFile | None
+    problems: list[Problem]
+
+    def loaded(self) -> LoadedConfig:
+        if self.config is None:
+            raise ConfigFileError(self.problems)
+        return LoadedConfig(self.config, self.filename, self.tree)
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigFileError(
             [Problem(str(path), None, "", f"cannot read it: {e.strerror}")]
         ) from None
-    return parse_config(text, str(path))
+
+
+def load_config(path: Path) -> LoadedConfig:
+    return parse_config(_read(path), str(path))
+
+
+def load_draft(path: Path) -> Draft:
+    return parse_draft(_read(path), str(path))
 
 
 def parse_config(text: str, filename: str = "<config>") -> LoadedConfig:
+    """A valid config file, or :class:`ConfigFileError` listing every structural problem."""
+    return parse_draft(text, filename).loaded()
+
+
+def parse_draft(text: str, filename: str = "<config>") -> Draft:
+    """Read YAML and validate its structure; only a file that is not YAML raises here."""
     yaml = YAML(typ="rt")  # YAML 1.2: `on`, `yes`, `no` stay strings; keeps line numbers
     try:
         data = yaml.load(text)
@@ -90,10 +141,12 @@ def parse_config(text: str, filename: str = "<config>") -> LoadedConfig:
         raise ConfigFileError(
             [Problem(filename, 1, "", "expected a mapping with `version: 1` at the top")]
         )
+    plain = _plain(data)
     try:
-        return LoadedConfig(ConfigFile.model_validate(_plain(data)), filename, data)
+        return Draft(filename, data, plain, ConfigFile.model_validate(plain), [])
     except ValidationError as e:
-        raise ConfigFileError([_problem(filename, data, err) for err in e.errors()]) from None
+        problems = [_problem(filename, data, err) for err in e.errors()]
+        return Draft(filename, data, plain, None, problems)
 
 
 def _plain(node: Any) -> Any:
@@ -116,10 +169,56 @@ def _line_of(node: Any, part: str | int) -> int | None:
     return None
 
 
+def _members(annotation: Any) -> list[Any]:
+    """The types a field may hold: ``Annotated`` and unions flattened."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _members(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    return [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _step(annotation: Any, part: str | int) -> tuple[Any, bool]:
+    """The type below ``part``, and whether ``part`` was a union member's tag (no key)."""
+    members = _members(annotation)
+    for member in members:
+        if isinstance(part, str) and getattr(member, "__name__", None) == part:
+            return member, True  # pydantic names the union member it tried
+    for model in _models(annotation):
+        if isinstance(part, str) and part in model.model_fields:
+            return model.model_fields[part].annotation, False
+    for member in members:
+        origin, args = get_origin(member), get_args(member)
+        if origin is dict and args:
+            return args[-1], False
+        if origin in (list, tuple) and args:
+            return args[0], False
+    return None, False
+
+
+def _unknown_field(annotation: Any, name: str) -> str:
+    fields = [f for m in _models(annotation) for f in m.model_fields]
+    close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
+    return (
+        f"unknown field; did you mean {close[0]!r}?"
+        if close
+        else "unknown field (check the spelling)"
+    )
+
+
 def _problem(filename: str, data: Any, err: Any) -> Problem:
     node, line, parts = data, None, []
+    annotation: Any = ConfigFile
+    parent: Any = None
     for part in err["loc"]:
-        if isinstance(part, str) and part[:1].isupper():
+        parent = annotation
+        annotation, tag = _step(annotation, part)
+        if tag:
             continue  # a union member's tag, not a key in the file
         parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
         found = _line_of(node, part)
@@ -129,7 +228,7 @@ def _problem(filename: str, data: Any, err: Any) -> Problem:
             line, node = found, node[part]
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        message = "unknown field (check the spelling)"
+        message = _unknown_field(parent, str(err["loc"][-1]))
     elif err["type"] == "missing":
         message = "required field is missing"
     elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):

@@ -126,6 +126,15 @@ class ConfigFile(_Strict):
     triggers: list[TriggerSpec] = []
     schedules: list[ScheduleSpec] = []
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, value: Any) -> Any:
+        """A section with nothing under it (``functions:`` then comments) is YAML null."""
+        if isinstance(value, dict):
+            empty: dict[str, Any] = {"functions": {}, "triggers": [], "schedules": []}
+            return {k: empty[k] if v is None and k in empty else v for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _names_are_unique(self) -> ConfigFile:
         for kind, items in (("trigger", self.triggers), ("schedule", self.schedules)):

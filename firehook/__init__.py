@@ -14,4 +14,15 @@ def invoke(name: str, params: Any = None, sync: bool = True, **kwargs: Any) -> d
     return _invoke(name, params, sync, **kwargs)
 
 
-__all__ = ["invoke"]
+def version() -> str:
+    """The installed distribution's version ("0" when run from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
+
+    try:
+        return _version("firehook")
+    except PackageNotFoundError:
+        return "0"
+
+
+__all__ = ["invoke", "version"]

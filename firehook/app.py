@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 
 from firehook.config import FunctionOptions, Settings, create_db_engine, ensure_schema, is_sqlite
 from firehook.config.rules import RulesStore, RulesView
+from firehook.config.schema import require_database
 from firehook.invoker.dispatch import Dispatcher
 from firehook.invoker.pool import Pool
 from firehook.invoker.queue import Queue
@@ -102,9 +103,15 @@ class App:
         applied = self.rules.current().functions.get(name) if self._db_ready else None
         return applied or self.settings.functions.get(name) or FunctionOptions()
 
-    def open_db(self) -> App:
-        """Create or upgrade the schema (first use of a database)."""
+    def open_db(self, *, create: bool = True) -> App:
+        """Create or upgrade the schema (first use of a database).
+
+        ``create=False`` (commands that only read): a database firehook never used is
+        refused with :class:`~firehook.config.errors.NoDatabase`, and nothing is created.
+        """
         if not self._db_ready:
+            if not create:
+                require_database(self.engine)
             ensure_schema(self.engine, SQLModel.metadata)
             self._db_ready = True
         return self

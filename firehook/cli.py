@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlmodel import SQLModel
 
 from firehook import cli_queue, cli_rules, cli_schedule, output
+from firehook import version as firehook_version
 from firehook.app import App
 from firehook.cli_common import (
     EXIT_FAILED_RUN,
+    EXIT_LISTEN,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     UsageError,
@@ -22,9 +25,11 @@ from firehook.cli_common import (
     fail,
     load_settings,
     parse_time,
+    warn_unknown_settings,
 )
-from firehook.config import FirehookError, parse_duration
-from firehook.config.errors import ConfigError
+from firehook.config import FirehookError, create_db_engine, ensure_schema, parse_duration
+from firehook.config.errors import ConfigError, ListenError
+from firehook.config.schema import existing_schema_version, project_database_url, where
 from firehook.invoker.dispatch import InvokeRequest
 from firehook.invoker.envelope import InvokeError, Status
 from firehook.invoker.store import InvocationFilter
@@ -34,11 +39,23 @@ from firehook.templates import CONFIG, HELLO_WORLD
 __all__ = ["app", "main"]
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"firehook {firehook_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error")
     ] = "warning",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
 ) -> None:
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -48,13 +65,14 @@ def _root(
     except ConfigError:
         fmt = "text"  # the command itself reports the bad setting
     setup_logging(level, fmt)
+    warn_unknown_settings()
 
 
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="where to create the project")] = Path("."),
 ) -> None:
-    """Create functions/helloWorld.py and a commented firehook.yaml."""
+    """Create functions/helloWorld.py, a commented firehook.yaml and the database."""
     files = {
         directory / "functions" / "helloWorld.py": HELLO_WORLD,
         directory / "firehook.yaml": CONFIG,
@@ -66,7 +84,22 @@ def init(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
         typer.echo(f"created  {path}")
+    _init_database(directory)
     typer.echo(f'next: cd {directory} && firehook invoke helloWorld --data \'{{"name": "allen"}}\'')
+
+
+def _init_database(directory: Path) -> None:
+    """Prepare the database the settings name; a relative SQLite file goes in ``directory``."""
+    settings = load_settings()
+    url = project_database_url(settings.database_url, directory)
+    engine = create_db_engine(url, busy_timeout=settings.database_busy_timeout)
+    try:
+        existed = existing_schema_version(engine) is not None
+        ensure_schema(engine, SQLModel.metadata)
+        verb = "kept    " if existed else "created "
+        typer.echo(f"{verb} database {where(engine)}{' (exists)' if existed else ''}")
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -100,18 +133,24 @@ def functions(
 def _read_params(data: str | None, data_file: Path | None) -> Any:
     if data is not None and data_file is not None:
         raise UsageError("give --data or --data-file, not both")
+    option = "--data"
     if data_file is not None:
+        option = f"--data-file {data_file}"
         try:
             data = data_file.read_text(encoding="utf-8")
         except OSError as e:
             raise UsageError(f"cannot read --data-file {data_file}: {e.strerror}") from None
     if data is None:
         return None
+    return _parse_json(data, option)
+
+
+def _parse_json(text: str, option: str) -> Any:
     try:
-        return json.loads(data)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(
-            f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+            f"{option} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
 
 
@@ -164,6 +203,11 @@ def _enqueue(
     key: str | None,
     as_json: bool,
 ) -> None:
+    if at is not None and at <= datetime.now(UTC):
+        typer.echo(
+            f"firehook: warning: --at {at.isoformat()} is in the past: the run is due now",
+            err=True,
+        )
     fh = App(load_settings()).open_db()
     event_type = "delayed" if delay is not None or at is not None else "cli"
     try:
@@ -209,11 +253,12 @@ def logs(
     """List recent runs, or show one run with its captured output."""
     if status is not None and status not in {s.value for s in Status}:
         raise UsageError(f"unknown status {status!r}; one of: {', '.join(s.value for s in Status)}")
-    fh = App(load_settings()).open_db()
+    fh = App(load_settings()).open_db(create=False)
     if job_id is not None:
         row = fh.store.get(job_id)
         if row is None:
-            raise UsageError(f"no run with id {job_id!r}")
+            hint = " (--json takes no value)" if job_id.lower() in ("true", "false") else ""
+            raise UsageError(f"no run with id {job_id!r}{hint}")
         typer.echo(output.record_json(row) if as_json else output.record_text(row))
         return
     rows = fh.store.find(InvocationFilter(function=function, status=status, limit=limit))
@@ -237,6 +282,10 @@ def main() -> None:
     except (UsageError, ConfigError) as e:
         typer.echo(f"firehook: error: {e}", err=True)
         sys.exit(EXIT_USAGE)
+    except ListenError as e:
+        hint = "is another firehook running there? choose another port"
+        typer.echo(f"firehook: error: {e} ({hint})", err=True)
+        sys.exit(EXIT_LISTEN)
     except FirehookError as e:
         typer.echo(f"firehook: error: {e}", err=True)
         sys.exit(EXIT_UNAVAILABLE)

@@ -89,13 +89,17 @@ def serve(
 def cancel(
     job_id: Annotated[str | None, typer.Argument(help="the run's id")] = None,
     key: Annotated[str | None, typer.Option("--key", help="the run's idempotency key")] = None,
+    function: Annotated[
+        str | None,
+        typer.Option("--function", "-f", help="with --key: the function the key belongs to"),
+    ] = None,
 ) -> None:
-    """Cancel a waiting run (by id or idempotency key)."""
+    """Cancel a waiting run (by id, or by idempotency key [and function])."""
     if (job_id is None) == (key is None):
         raise _usage("name the run: firehook cancel ID, or firehook cancel --key K")
-    fh = _app().open_db()
+    fh = _app().open_db(create=False)
     try:
-        cancelled = fh.dispatcher.cancel(job_id, key)
+        cancelled = fh.dispatcher.cancel(job_id, key, function)
     except (JobNotFound, NotCancellable) as e:
         raise _usage(str(e)) from None
     for cid in cancelled:
@@ -129,7 +133,7 @@ def replay(
             until=parse_time("--until", until),
             limit=limit,
         )
-    fh = _app().open_db()
+    fh = _app().open_db(create=False)
     try:
         done = fh.dispatcher.replay(ids, flt, dry_run=dry_run)
     except JobNotFound as e:

@@ -45,7 +45,7 @@ def apply(
 
 def triggers(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """List the trigger rules in the store."""
-    fh = App(load_settings()).open_db()
+    fh = App(load_settings()).open_db(create=False)
     rules = RulesStore(fh.engine).load()
     if as_json:
         typer.echo(
@@ -72,12 +72,36 @@ def triggers(as_json: Annotated[bool, typer.Option("--json", help="print JSON")]
     typer.echo(f"rules version {rules.version}")
 
 
-def schema() -> None:
-    """Print the JSON Schema of the config file (for editors)."""
-    doc = ConfigFile.model_json_schema()
+def _standard(node: Any) -> Any:
+    """Drop what pydantic adds for duration bounds (``"gt": "PT0S"``): no JSON Schema word."""
+    if isinstance(node, dict):
+        return {
+            k: _standard(v)
+            for k, v in node.items()
+            if not (k in ("gt", "ge", "lt", "le") and isinstance(v, str))
+        }
+    if isinstance(node, list):
+        return [_standard(v) for v in node]
+    return node
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file."""
+    doc: dict[str, Any] = _standard(ConfigFile.model_json_schema())
+    for section in ("functions", "triggers", "schedules"):  # `functions:` with nothing under it
+        prop = doc["properties"][section]
+        doc["properties"][section] = {
+            "anyOf": [prop, {"type": "null"}],
+            "default": prop.pop("default", None),
+        }
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     doc["title"] = "firehook config file"
-    typer.echo(json.dumps(doc, indent=2))
+    return doc
+
+
+def schema() -> None:
+    """Print the JSON Schema of the config file (for editors)."""
+    typer.echo(json.dumps(config_schema(), indent=2))
 
 
 def _json_option(name: str, text: str | None) -> dict[str, Any] | None:

@@ -65,7 +65,7 @@ def schedules(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List the schedules with their next fire times, each in its own time zone."""
-    fh = App(load_settings()).open_db()
+    fh = App(load_settings()).open_db(create=False)
     rules = fh.rules_store.load()
     last = StateStore(fh.engine).load()
     rows = [_describe(s, fh.settings.timezone, last.get(s.name), count) for s in rules.schedules]

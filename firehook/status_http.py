@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from firehook.config.errors import FirehookError
+from firehook.config.errors import ListenError
 from firehook.metrics import Health, Metrics
 
 __all__ = ["StatusRole", "StatusServerError"]
@@ -23,7 +23,7 @@ __all__ = ["StatusRole", "StatusServerError"]
 log = logging.getLogger(__name__)
 
 
-class StatusServerError(FirehookError, OSError):
+class StatusServerError(ListenError):
     """The metrics/health listener could not listen."""
 
 

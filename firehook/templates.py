@@ -10,12 +10,14 @@ def main(event):
 '''
 
 CONFIG = """\
-# firehook config file: apply it with `firehook apply firehook.yaml`.
+# firehook config file: apply it with `firehook apply firehook.yaml`
+# (or start everything with `firehook serve --config firehook.yaml`).
+# To use an example, uncomment it and drop the `{}` or `[]` after its section's name.
 version: 1
 
 # Per-function options (timeout, retries, who may invoke).
-functions:
-  # helloWorld: {timeout: 5s}
+functions: {}
+#  helloWorld: {timeout: 5s, retry: {attempts: 3, backoff: 10s}}
 
 # Data-change triggers: run a function when an event matches.
 triggers: []

@@ -241,8 +241,10 @@ class Dispatcher:
         }
 
     # operations --------------------------------------------------------------------------
-    def cancel(self, job_id: str | None = None, key: str | None = None) -> list[str]:
-        return self.queue.cancel(job_id, key)
+    def cancel(
+        self, job_id: str | None = None, key: str | None = None, function: str | None = None
+    ) -> list[str]:
+        return self.queue.cancel(job_id, key, function)
 
     def replay(
         self,

@@ -74,7 +74,7 @@ def _insert(columns: tuple[str, ...]) -> Any:
     return text(
         f"INSERT INTO invocation ({names}) SELECT {names} "
         "FROM jsonb_populate_recordset(NULL::invocation, CAST(:rows AS jsonb)) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+        "ON CONFLICT (function, idempotency_key) DO NOTHING RETURNING id"
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import queue
 import signal
 import threading
@@ -100,19 +101,22 @@ class Pool:
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(["firehook.invoker._child"])
         self._closed = False
-        # The forkserver (started by the first spawn) inherits an ignored SIGTERM (it already
-        # ignores SIGINT): a signal sent to the whole process group (systemd's default
-        # KillMode, `timeout`, Ctrl-C) then stops the service gracefully instead of killing
-        # the forkserver and, with it, every worker mid-run.
-        previous = None
-        if threading.current_thread() is threading.main_thread():
+        # The forkserver inherits an ignored SIGTERM (it already ignores SIGINT): a signal sent
+        # to the whole process group (systemd's default KillMode, `timeout`, Ctrl-C) then stops
+        # the service gracefully instead of killing the forkserver and, with it, every worker
+        # mid-run.  SIGTERM is ignored only while the forkserver is forked, not while the
+        # workers start (a second or more): a SIGTERM sent then used to be lost, and the role
+        # kept running.
+        if self.start_method == "forkserver" and (
+            threading.current_thread() is threading.main_thread()
+        ):
             previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            for _ in range(self.size):
-                self._idle.put(self._spawn())
-        finally:
-            if previous is not None:
+            try:
+                multiprocessing.forkserver.ensure_running()
+            finally:
                 signal.signal(signal.SIGTERM, previous)
+        for _ in range(self.size):
+            self._idle.put(self._spawn())
         log.info("pool started: %d workers (%s)", self.size, self.start_method)
         return self
 

@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, exc, func, select, text, update
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from firehook.config.db import is_sqlite, utcnow, write_tx
@@ -37,10 +36,11 @@ from firehook.invoker.envelope import (
     NotCancellable,
     Status,
 )
+from firehook.invoker.keys import insert_deduped, key_holder
 from firehook.invoker.limits import Limiter
 from firehook.invoker.observe import NullObserver, RunObserver
 from firehook.invoker.outcomes import Outcome, failed_outcome, outcome
-from firehook.invoker.pg_bulk import finish_runs, insert_runs
+from firehook.invoker.pg_bulk import finish_runs
 from firehook.invoker.records import invocation_table as t
 from firehook.invoker.takeover import take_over
 
@@ -117,31 +117,7 @@ class Queue:
         return out
 
     def _insert(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> list[Enqueued]:
-        if self._pg:  # one statement, the rows as one JSON document
-            inserted = insert_runs(conn, rows)
-        else:
-            insert = sqlite.insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            conn.execute(insert, rows)
-            inserted = set()
-        keys = [
-            r["idempotency_key"]
-            for r in rows
-            if r["idempotency_key"] is not None and r["id"] not in inserted
-        ]
-        existing: dict[str, RowMapping] = {}
-        for start in range(0, len(keys), 1000):
-            query = select(t.c.id, t.c.status, t.c.due_at, t.c.idempotency_key).where(
-                t.c.idempotency_key.in_(keys[start : start + 1000])
-            )
-            existing.update({m["idempotency_key"]: m for m in conn.execute(query).mappings()})
-        out = []
-        for r in rows:
-            m = existing.get(r["idempotency_key"]) if r["idempotency_key"] is not None else None
-            if m is None or m["id"] == r["id"]:
-                out.append(Enqueued(r["id"], True, Status.WAITING.value, r["due_at"]))
-            else:
-                out.append(Enqueued(m["id"], False, m["status"], m["due_at"]))
-        return out
+        return insert_deduped(conn, self._pg, rows)  # which keys dedupe: invoker.keys
 
     # claim, renew, release ---------------------------------------------------------------
     def claim(self, owner: str, limit: int, lease: timedelta) -> list[Claimed]:
@@ -318,16 +294,19 @@ class Queue:
         return len(done.runs)
 
     # cancel ------------------------------------------------------------------------------
-    def cancel(self, job_id: str | None = None, key: str | None = None) -> list[str]:
-        """Cancel the waiting attempt(s) of a run, named by id or idempotency key."""
+    def cancel(
+        self, job_id: str | None = None, key: str | None = None, function: str | None = None
+    ) -> list[str]:
+        """Cancel the waiting attempt(s) of a run, named by id or by idempotency key (keys
+        belong to a function: ``function`` picks one when several hold the key)."""
         if (job_id is None) == (key is None):
             raise ValueError("name the run by id or by key, not both")
         with _translated("cancel"), write_tx(self.engine) as conn:
             if key is not None:
-                found = conn.execute(select(t.c.root_id).where(t.c.idempotency_key == key))
+                root = key_holder(conn, key, function)
             else:
                 found = conn.execute(select(t.c.root_id).where(t.c.id == job_id))
-            root = found.scalar_one_or_none()
+                root = found.scalar_one_or_none()
             if root is None:
                 raise JobNotFound(f"key {key}" if key is not None else str(job_id))
             stmt = (

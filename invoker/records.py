@@ -4,7 +4,8 @@ One row per attempt.  A sync run is written once, when it ends.  Queued runs (as
 delayed, triggered, timer, retries) are inserted ``waiting`` with a ``due_at`` and claimed
 by workers, who set ``lease_owner``/``lease_expires_at`` while they run them.  Retries are
 new rows whose ``root_id`` points at the first attempt; the idempotency key sits on the
-first attempt only, under a unique constraint.
+first attempt only, unique per function (``ux_invocation_function_key``; which runs a key
+dedupes against: :mod:`invoker.keys`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Invocation(SQLModel, table=True):
         Index("ix_invocation_function_created", "function", "created_at"),
         Index("ix_invocation_created", "created_at"),
         Index("ix_invocation_root", "root_id"),
+        Index("ux_invocation_function_key", "function", "idempotency_key", unique=True),
         {"postgresql_with": {"fillfactor": 80}},
     )
 
@@ -61,7 +63,7 @@ class Invocation(SQLModel, table=True):
     function: str = Field(max_length=64)
     event_type: str = Field(max_length=16)
     source: str | None = Field(default=None, max_length=200, description="trigger or schedule")
-    idempotency_key: str | None = Field(default=None, max_length=300, unique=True)
+    idempotency_key: str | None = Field(default=None, max_length=300)
     status: str = Field(max_length=24)
     attempt: int = 1
     max_attempts: int = 1

@@ -16,6 +16,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from firehook.config.errors import ConfigError
@@ -42,9 +44,12 @@ def parse_cron(
     *,
     start_date: datetime | None = None,
     end_date: datetime | None = None,
-) -> CronTrigger:
-    """``"0 20 * * *"`` or ``"*/2 * * * * *"`` (seconds first) in ``timezone``.
+) -> BaseTrigger:
+    """``"0 20 * * *"`` or ``"*/2 * * * * *"`` (seconds first) in ``timezone``, as in crontab.
 
+    Weekdays count from Sunday = 0 (7 is Sunday too).  When both the day of the month and
+    the weekday are restricted (neither is ``*``), a day matches when either does
+    (``0 0 1 * 1``: the 1st of each month and every Monday), as crontab does.
     ``start_date`` and ``end_date`` without an offset are read in ``timezone``.
     """
     tz = parse_timezone(timezone)
@@ -56,23 +61,50 @@ def parse_cron(
         )
     second = fields[0] if len(fields) == 6 else "0"
     minute, hour, day, month, day_of_week = fields[-5:]
-    try:
-        return CronTrigger(
+    weekdays = _crontab_weekdays(expr, day_of_week)
+
+    def cron(day: str, day_of_week: str) -> CronTrigger:
+        return _CronTrigger(
             second=second,
             minute=minute,
             hour=hour,
             day=day,
             month=month,
-            day_of_week=_crontab_weekdays(day_of_week),
+            day_of_week=day_of_week,
             timezone=tz,
             start_date=start_date,
             end_date=end_date,
         )
+
+    try:
+        if day != "*" and day_of_week != "*":
+            return OrTrigger([cron(day, "*"), cron("*", weekdays)])
+        return cron(day, weekdays)
     except ValueError as e:
         raise CronError(f"cron {expr!r}: {e}") from None
 
 
 _MICRO = timedelta(microseconds=1)
+_HOUR_FIELD = CronTrigger.FIELD_NAMES.index("hour")
+
+
+class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 has no types
+    """APScheduler 3.11's CronTrigger, moving to a later day on the wall clock.
+
+    When no value of a field fits, APScheduler 3.11 moves to the next day, month or year by
+    adding the wall-clock difference in UTC: across a DST change that lands an hour off, and
+    the hour no longer matches, so the whole day is skipped (``0 0 1 * *`` in New York from
+    March 1st skipped April 1st; ``0 0 * * 1`` skipped the Monday after the change).  Moves
+    of an hour or less stay in UTC (each pass of a repeated hour is a real hour).
+    """
+
+    def _increment_field_value(self, dateval: datetime, fieldnum: int) -> tuple[datetime, int]:
+        moved, field = super()._increment_field_value(dateval, fieldnum)
+        if not 0 <= field < _HOUR_FIELD or moved.utcoffset() == dateval.utcoffset():
+            return moved, field
+        wall = dateval.replace(tzinfo=None) + (moved.astimezone(UTC) - dateval.astimezone(UTC))
+        # a wall time in a gap becomes the instant it has with the offset before the change
+        return wall.replace(tzinfo=self.timezone).astimezone(UTC).astimezone(self.timezone), field
 
 
 class CronSchedule:
@@ -88,7 +120,7 @@ class CronSchedule:
     ) -> None:
         self.expr = expr
         self.trigger = parse_cron(expr, timezone, start_date=start_date, end_date=end_date)
-        self.tz = self.trigger.timezone
+        self.tz = parse_timezone(timezone)
         hour = expr.split()[-4]
         self.every_hour = hour in ("*", "*/1")
 
@@ -117,28 +149,47 @@ def _second_pass(tick: datetime) -> bool:
     return tick.fold == 1 and tick.replace(fold=0).utcoffset() != tick.utcoffset()
 
 
-def _crontab_weekdays(field: str) -> str:
-    """Cron counts weekdays 0-6 from Sunday (7 is Sunday too); APScheduler 3 from Monday."""
-    if not any(ch.isdigit() for ch in field):
-        return field
-    out = []
-    for part in field.split(","):
-        step = ""
-        if "/" in part:
-            part, step = part.split("/", 1)
-            step = "/" + step
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.append(f"{_dow(a)}-{_dow(b)}{step}")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_weekdays(expr: str, field: str) -> str:
+    """A crontab weekday field as APScheduler 3 names (it counts from Monday = 0).
+
+    Lists, ranges (``1-5``, ``MON-FRI``, ``5-1`` wraps over the weekend), steps (``*/2``,
+    ``0-6/2``, ``1/2`` = ``1-6/2``), names and numbers 0-7 (0 and 7 are Sunday).
+    """
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, slash, step_text = part.partition("/")
+        step = 1
+        if slash:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise CronError(f"cron {expr!r}: weekday step {step_text!r} is not a number > 0")
+            step = int(step_text)
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            a, _, b = span.partition("-")
+            first, last = _weekday(expr, a), _weekday(expr, b)
+            if last < first:  # wraps over the end of the week: 5-1 is Fri..Mon
+                last += 7
         else:
-            out.append(f"{_dow(part)}{step}")
-    return ",".join(out)
+            first = _weekday(expr, span)
+            last = 6 if slash and first < 7 else first
+        days.update(d % 7 for d in range(first, last + 1, step))
+    if len(days) == 7:
+        return "*"
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
 
 
-def _dow(token: str) -> str:
+def _weekday(expr: str, token: str) -> int:
+    if token in _WEEKDAYS:
+        return _WEEKDAYS.index(token)
     if not token.isdigit():
-        return token
+        raise CronError(f"cron {expr!r}: {token!r} is not a weekday (0-7 or sun..sat)")
     n = int(token)
     if not 0 <= n <= 7:
-        raise CronError(f"weekday {n} is out of range 0-7")
-    return ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")[n]
+        raise CronError(f"cron {expr!r}: weekday {n} is out of range 0-7")
+    return n

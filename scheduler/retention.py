@@ -6,7 +6,9 @@ large backlog never holds long locks; on PostgreSQL the batch is picked with ``S
 so several schedulers sweeping at once do not wait for each other.  A run's age counts from
 when it finished (or was created, if it never ran).  Waiting and executing runs are never
 touched.  Deleting a first attempt also forgets its idempotency key: a key dedupes for as
-long as its run is kept.
+long as its run is kept (which runs it dedupes against: :mod:`invoker.keys`), except the run
+of a ``frequency: once`` trigger (key ``trigger:<name>:once``), which is kept whatever its age:
+it is what keeps the trigger from firing again (docs/decisions.md D12).
 """
 
 from __future__ import annotations
@@ -17,17 +19,26 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from firehook.config.db import is_sqlite, utcnow, write_tx
 from firehook.config.errors import DatabaseError
 from firehook.config.settings import RetentionSettings
+from firehook.invoker.event import EventType
+from firehook.invoker.keys import ONCE_KEY_PATTERN
 from firehook.invoker.records import invocation_table as inv
 
 __all__ = ["Retention"]
 
 log = logging.getLogger(__name__)
+
+# the first run of a ``frequency: once`` trigger holds its key for good
+_NOT_A_ONCE_MARKER = or_(
+    inv.c.idempotency_key.is_(None),
+    inv.c.event_type != EventType.TRIGGER.value,
+    inv.c.idempotency_key.not_like(ONCE_KEY_PATTERN),
+)
 
 
 class Retention:
@@ -86,6 +97,7 @@ class Retention:
                 inv.c.status == status,
                 inv.c.created_at < cutoff,  # indexed; finished_at >= created_at
                 func.coalesce(inv.c.finished_at, inv.c.created_at) < cutoff,
+                _NOT_A_ONCE_MARKER,
             )
             .limit(self.settings.batch_size)
         )

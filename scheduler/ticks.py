@@ -98,7 +98,7 @@ def record_ticks(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
         return 0
     dialect = sqlite if is_sqlite(engine) else postgresql
     stmt = dialect.insert(invocation_table).on_conflict_do_nothing(
-        index_elements=["idempotency_key"]
+        index_elements=["function", "idempotency_key"]
     )
     try:
         with write_tx(engine) as conn:

@@ -131,7 +131,7 @@ def _rabbitmqctl(*args: str) -> None:
 def rabbit_vhost() -> Iterator[str]:
     """The real RabbitMQ on a vhost of its own (other test sessions share the broker):
     fails in CI, skips locally when RabbitMQ is absent; the vhost is deleted afterwards."""
-    from tests.test_triggers import _reachable
+    from tests.trigger_support import reachable as _reachable
 
     _reachable(RABBIT)
     vhost = f"firehook-test-{secrets.token_hex(4)}"

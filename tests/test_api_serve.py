@@ -63,7 +63,7 @@ def test_sigterm_lets_a_sync_call_in_flight_finish(tmp_path: Path) -> None:
     assert "firehook serve stopped" in output and "api: " in output
 
 
-def test_a_taken_port_is_one_clear_line_and_exit_3(tmp_path: Path) -> None:
+def test_a_taken_port_is_one_clear_line_and_exit_4(tmp_path: Path) -> None:
     write_functions(tmp_path / "functions")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -79,7 +79,7 @@ def test_a_taken_port_is_one_clear_line_and_exit_3(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-    assert result.returncode == 3
+    assert result.returncode == 4  # EXIT_LISTEN: not 3, which is for an unusable database
     assert f"firehook: error: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
 

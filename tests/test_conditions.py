@@ -94,6 +94,32 @@ def test_changed_and_becomes() -> None:
     assert not ok and "already" in reason
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "becomes", "changed"),
+    [
+        ("paid", "shipped", False, True),  # another change of the field: not "becomes"
+        ("paid", "cancelled", True, True),
+        ("cancelled", "cancelled", False, False),
+        ("cancelled", "paid", False, True),
+        ("unpaid", "unpaid", False, False),
+    ],
+)
+def test_becomes_holds_only_for_the_transition_to_its_value(
+    before: str, after: str, becomes: bool, changed: bool
+) -> None:
+    data = {**DATA, "before": {**ROW, "status": before}, "after": {**ROW, "status": after}}
+    assert compile_when({"becomes": {"status": "cancelled"}})(data)[0] is becomes
+    assert compile_when({"changed": "status"})(data)[0] is changed
+
+
+def test_becomes_with_two_fields_needs_both_to_become_their_values() -> None:
+    cond = compile_when({"becomes": {"status": "cancelled", "coupon": "refund"}})
+    both = {**DATA, "after": {**ROW, "status": "cancelled", "coupon": "refund"}}
+    one = {**DATA, "after": {**ROW, "status": "cancelled"}}
+    assert cond(both)[0] is True
+    assert cond(one)[0] is False
+
+
 def test_a_delete_reads_the_row_before() -> None:
     deleted = {"table": "orders", "event": "on_delete", "before": ROW, "after": None}
     assert compile_when({"field": "status", "op": "=", "value": "unpaid"})(deleted)[0]

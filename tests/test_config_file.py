@@ -58,7 +58,7 @@ def test_the_design_example_parses_and_on_stays_a_string_key() -> None:
         ("version: 1\nversion: 1\n", "not valid YAML"),
         (
             "version: 1\ntriggers:\n  - name: a\n    on: {table: t}\n    invoke: f\n    delai: 5m\n",
-            "f.yaml:6: triggers[0].delai: unknown field (check the spelling)",
+            "f.yaml:6: triggers[0].delai: unknown field; did you mean 'delay'?",
         ),
         (
             "version: 1\ntriggers:\n  - name: a\n    on: {table: t, events: [on_creat]}\n    invoke: f\n",

@@ -86,6 +86,13 @@ def ticks(expr: str, tz: str, after: str, n: int) -> list[str]:
             "2026-06-01T00:00:00+00:00",
             ["2026-06-01T12:00:00+02:00", "2026-06-01T12:00:20+02:00", "2026-06-01T12:00:40+02:00"],
         ),
+        # the first of the month after a DST change (APScheduler 3.11 alone skips April 1st)
+        (
+            "0 0 1 * *",
+            "America/New_York",
+            "2026-03-01T17:00:00+00:00",
+            ["2026-04-01T00:00:00-04:00", "2026-05-01T00:00:00-04:00"],
+        ),
         # a zone with a half-hour offset
         (
             "0 9 * * *",

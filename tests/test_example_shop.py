@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from datetime import time as wall_time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,6 +33,12 @@ from firehook.scheduler.runner import Scheduler
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The draw counts entries stamped with the real clock up to the tick: the fake evenings are
+# tomorrow's and the day after (fixed dates stopped working once they were in the past).
+DAY1 = (datetime.now(SHANGHAI) + timedelta(days=1)).date()
+DAY2 = DAY1 + timedelta(days=1)
+TICK1 = f"{DAY1.isoformat()}T20:00:00+08:00"
+TICK2 = f"{DAY2.isoformat()}T20:00:00+08:00"
 
 
 class FakeClock:
@@ -83,7 +90,7 @@ def test_the_example_config_applies(shop: Path, tmp_path: Path) -> None:
 
 @pytest.fixture
 def shop_app(shop: Path, db_url: str) -> Iterator[tuple[App, FakeClock]]:
-    clock = FakeClock(datetime(2026, 12, 1, 19, 0, tzinfo=SHANGHAI))
+    clock = FakeClock(datetime.combine(DAY1, wall_time(19, 0), tzinfo=SHANGHAI))
     settings = Settings(database_url=db_url, functions_dir=shop / "functions")
     app = App(settings, pool_size=1)
     app.queue = app.dispatcher.queue = Queue(app.engine, clock=clock)
@@ -110,15 +117,15 @@ def test_the_nightly_lottery_draws_at_20_00_beijing_time_fairly_and_reproducibly
         entered = app.dispatcher.run_sync(InvokeRequest("enterLottery", {"user": user}))
         assert entered.envelope.ok, entered.envelope
     # 19:59:59.5: the scheduler inserts the tick, due at 20:00 sharp; nothing runs yet
-    clock.now = datetime(2026, 12, 1, 19, 59, 59, 500000, tzinfo=SHANGHAI)
+    clock.now = datetime.combine(DAY1, wall_time(19, 59, 59, 500000), tzinfo=SHANGHAI)
     assert app.scheduler.step().fired == 1
     assert worker.run_due() == 0
-    clock.now = datetime(2026, 12, 1, 20, 0, tzinfo=SHANGHAI)
+    clock.now = datetime.combine(DAY1, wall_time(20, 0), tzinfo=SHANGHAI)
     assert worker.run_due() == 1
     (run,) = app.store.find(InvocationFilter(function="drawLottery"))
     assert run.status == "fulfilled", run.error
     result = run.result
-    assert result["scheduled_time"] == "2026-12-01T20:00:00+08:00"
+    assert result["scheduled_time"] == TICK1
     assert result["prize"] == "phone" and result["entries"] == 10
     assert len({w["entry_id"] for w in result["winners"]}) == 3
     # recorded in the example's own tables, and reproducible from what was recorded
@@ -126,10 +133,10 @@ def test_the_nightly_lottery_draws_at_20_00_beijing_time_fairly_and_reproducibly
     ((seed, entry_ids, winners),) = query(
         db,
         "SELECT seed, entry_ids, winners FROM lottery_draws WHERE scheduled_time = ?",
-        "2026-12-01T20:00:00+08:00",
+        TICK1,
     )
     shop_module = load(shop / "functions" / "_shop.py", "shop_tables_check")
-    assert seed == shop_module.draw_seed("nightly-lottery", "2026-12-01T20:00:00+08:00")
+    assert seed == shop_module.draw_seed("nightly-lottery", TICK1)
     ids = json.loads(entry_ids)
     assert [w["entry_id"] for w in json.loads(winners)] == shop_module.pick(seed, ids, 3)
     assert query(db, "SELECT count(*) FROM lottery_entries WHERE draw_id IS NULL") == [(0,)]
@@ -142,12 +149,12 @@ def test_the_nightly_lottery_draws_at_20_00_beijing_time_fairly_and_reproducibly
     # the next evening: only the new entries are in the draw
     for user in ["kim", "lu"]:
         app.dispatcher.run_sync(InvokeRequest("enterLottery", {"user": user}))
-    clock.now = datetime(2026, 12, 2, 19, 59, 59, 500000, tzinfo=SHANGHAI)
+    clock.now = datetime.combine(DAY2, wall_time(19, 59, 59, 500000), tzinfo=SHANGHAI)
     assert app.scheduler.step().fired == 1
-    clock.now = datetime(2026, 12, 2, 20, 0, tzinfo=SHANGHAI)
+    clock.now = datetime.combine(DAY2, wall_time(20, 0), tzinfo=SHANGHAI)
     assert worker.run_due() == 1
     draws = query(db, "SELECT scheduled_time, entry_ids, winners FROM lottery_draws ORDER BY id")
-    assert [d[0] for d in draws] == ["2026-12-01T20:00:00+08:00", "2026-12-02T20:00:00+08:00"]
+    assert [d[0] for d in draws] == [TICK1, TICK2]
     assert len(json.loads(draws[1][1])) == 2
     assert {w["user"] for w in json.loads(draws[1][2])} == {"kim", "lu"}
 

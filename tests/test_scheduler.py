@@ -328,3 +328,44 @@ def test_a_fixed_time_schedule_runs_once_on_the_night_clocks_go_back(world: Worl
         sched.step()
     times = [r["params"]["scheduled_time"] for r in world.rows()]
     assert times == ["2026-10-25T02:30:00+02:00"]
+
+
+def test_tick_keys_are_in_utc_through_new_york_s_fall_back_night(world: World) -> None:
+    """1:00-2:00 happens twice on 2026-11-01 in New York (EDT -4, then EST -5)."""
+    world.apply(
+        spec("daily", cron="30 1 * * *", timezone="America/New_York"),
+        spec("hourly", cron="30 * * * *", timezone="America/New_York"),
+    )
+    start = datetime(2026, 10, 31, 4, 0, tzinfo=UTC)
+    with world.engine.begin() as conn:
+        conn.execute(update(rule_t).values(updated_at=start))
+    sched = world.scheduler()
+    for minutes in range(0, 52 * 60, 10):
+        world.clock.set(start + timedelta(minutes=minutes))
+        sched.step()
+    daily = [r["idempotency_key"] for r in world.rows("daily")]
+    # a fixed-time schedule runs in the first pass only: once that night
+    assert daily == [
+        "schedule:daily:2026-10-31T05:30:00Z",
+        "schedule:daily:2026-11-01T05:30:00Z",  # 01:30 EDT
+        "schedule:daily:2026-11-02T06:30:00Z",  # 01:30 EST
+    ]
+    hourly = [r["idempotency_key"] for r in world.rows("hourly")]
+    # an hourly schedule runs in both passes, under two keys (one local key would dedupe them)
+    night = [k for k in hourly if "2026-11-01T0" in k]
+    assert night[:6] == [
+        "schedule:hourly:2026-11-01T00:30:00Z",
+        "schedule:hourly:2026-11-01T01:30:00Z",
+        "schedule:hourly:2026-11-01T02:30:00Z",
+        "schedule:hourly:2026-11-01T03:30:00Z",
+        "schedule:hourly:2026-11-01T04:30:00Z",
+        "schedule:hourly:2026-11-01T05:30:00Z",  # 01:30 EDT
+    ]
+    assert "schedule:hourly:2026-11-01T06:30:00Z" in hourly  # 01:30 EST, the second pass
+    assert len(hourly) == len(set(hourly)) == 52
+    second_pass = next(
+        r
+        for r in world.rows("hourly")
+        if r["idempotency_key"] == "schedule:hourly:2026-11-01T06:30:00Z"
+    )
+    assert second_pass["params"]["scheduled_time"] == "2026-11-01T01:30:00-05:00"

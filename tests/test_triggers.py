@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,130 +16,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kombu import Connection, Exchange, Producer
+from kombu import Exchange, Producer
 from sqlalchemy import text
 
-from firehook.app import App
-from firehook.config import Settings
 from firehook.config.errors import DatabaseError
 from firehook.config.loader import parse_config
-from firehook.daemon import ConsumerRole
-from firehook.invoker.store import InvocationFilter
-from firehook.triggers.broker import Topology, connect
-from firehook.triggers.events import change_event, hook_event
+from firehook.triggers.broker import connect
+from firehook.triggers.events import CloudEvent, change_event, hook_event
 from firehook.triggers.publisher import Publisher
-from tests.conftest import IN_CI
-
-RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
-REDIS = "redis://127.0.0.1:6379/0"
-
-RULES = """
-version: 1
-triggers:
-  - name: notify-unpaid
-    on: {table: orders, events: [on_create]}
-    when: {all: [{field: status, op: "=", value: unpaid}]}
-    invoke: echo
-    params: {channel: sms}
-  - name: audit-orders
-    on: {table: orders, events: [on_create, on_update]}
-    invoke: hello
-  - name: cancel-later
-    on: {table: carts, events: [on_create]}
-    invoke: hello
-    delay: 30m
-  - name: once-only
-    on: {table: signups, events: [on_create]}
-    invoke: hello
-    frequency: once
-  - name: cooled
-    on: {table: pings, events: [on_create]}
-    invoke: hello
-    frequency: {cooldown: 1h}
-  - name: paid-hook
-    on: {hook: payment-ok}
-    when: {all: [{field: amount, op: ">", value: 0}]}
-    invoke: echo
-"""
-
-
-# each test run gets its own exchange and queue: runs sharing the broker never see each other
-TOPOLOGY = Topology(exchange=f"fh.test.{os.getpid()}", queue=f"fh.test.{os.getpid()}")
-
-
-def _purge(url: str, *, delete: bool = False) -> None:
-    with connect(url) as conn:
-        for q in (TOPOLOGY.events_queue(), TOPOLOGY.dead_queue()):
-            bound = q(conn.default_channel)
-            bound.declare()
-            bound.purge()
-            if delete:
-                bound.delete()
-
-
-def _reachable(url: str) -> None:
-    try:
-        with Connection(url, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception as e:
-        if IN_CI:
-            raise
-        pytest.skip(f"{url} not reachable: {e}")
+from tests.trigger_support import (
+    RULES,
+    TOPOLOGY,
+    Rig,
+    broker_for,
+    unpaid_order,
+)
 
 
 @pytest.fixture(params=["embedded", "rabbitmq", "redis"])
 def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "embedded":
-        yield f"sqla+sqlite:///{tmp_path / 'events.db'}"
-        return
-    url = RABBIT if request.param == "rabbitmq" else REDIS
-    _reachable(url)
-    _purge(url)
-    yield url
-    _purge(url, delete=True)
-
-
-class Rig:
-    def __init__(self, broker_url: str, functions_dir: Path, tmp_path: Path) -> None:
-        self.settings = Settings(
-            database_url=f"sqlite:///{tmp_path / 'firehook.db'}",
-            functions_dir=functions_dir,
-            broker_url=broker_url,
-            triggers={
-                "visibility_timeout": "2s",
-                "exchange": TOPOLOGY.exchange,
-                "queue": TOPOLOGY.queue,
-            },
-        )
-        self.app = App(self.settings).open_db()
-        self.app.rules_store.apply(parse_config(textwrap.dedent(RULES)).config, "test")
-        self.consumer: ConsumerRole | None = None
-        self.publisher = Publisher(broker_url, TOPOLOGY)
-
-    def start_consumer(self) -> ConsumerRole:
-        self.consumer = ConsumerRole(self.app)
-        self.consumer.start()
-        return self.consumer
-
-    def stop(self) -> None:
-        if self.consumer is not None:
-            from datetime import timedelta
-
-            self.consumer.stop(timedelta(seconds=5))
-        self.publisher.close()
-        self.app.close()
-
-    def runs(self, **flt: str) -> list:
-        return list(self.app.store.find(InvocationFilter(limit=10000, **flt)))
-
-    def wait_runs(self, n: int, timeout: float = 30) -> list:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = self.runs()
-            if len(rows) >= n:
-                return rows
-            time.sleep(0.05)
-        pytest.fail(f"expected {n} runs, found {len(self.runs())} after {timeout}s")
+    yield from broker_for(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -148,12 +43,6 @@ def rig(broker_url: str, functions_dir: Path, tmp_path: Path) -> Iterator[Rig]:
     r = Rig(broker_url, functions_dir, tmp_path)
     yield r
     r.stop()
-
-
-def unpaid_order(order_id: int = 42, event_id: str | None = None):  # type: ignore[no-untyped-def]
-    return change_event(
-        "orders", "on_create", after={"id": order_id, "status": "unpaid"}, event_id=event_id
-    )
 
 
 def test_one_event_two_matching_rules_two_runs(rig: Rig) -> None:
@@ -252,13 +141,25 @@ def test_once_and_cooldown_frequencies(rig: Rig) -> None:
 
 
 def test_a_webhook_event_runs_the_rules_on_that_hook(rig: Rig) -> None:
+    """Only events from the hook route (source "webhook") fire hook rules: one of type
+    firehook.hook with the hook's name as subject from any other source (a holder of the
+    "shop" source key) fires nothing, so the hook's secret cannot be bypassed."""
     rig.start_consumer()
+    forged = CloudEvent(
+        id="forged-1",
+        source="shop",
+        type="firehook.hook",
+        subject="payment-ok",
+        data={"amount": 1000, "order": 666},
+    )
+    rig.publisher.publish(forged)
     rig.publisher.publish(hook_event("payment-ok", {"amount": 0}))
     rig.publisher.publish(hook_event("payment-ok", {"amount": 30, "order": 9}))
     (row,) = rig.wait_runs(1)
-    time.sleep(0.3)
+    rig.wait_stat("events", 3)
     assert len(rig.runs()) == 1
     assert row.source == "paid-hook" and row.params == {"amount": 30, "order": 9}
+    assert rig.stats["filtered"] == 1  # amount 0; the forged event reached no hook rule
 
 
 def test_malformed_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on(
@@ -299,11 +200,11 @@ def test_malformed_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on
 def test_an_event_whose_runs_cannot_be_queued_is_dead_lettered_and_the_rest_run(
     rig: Rig, broker_url: str, functions_dir: Path
 ) -> None:
-    """Params that are not JSON (a webhook body with NaN: Python's json reads it, the store
-    refuses it), or a rule whose function was removed: that event goes to the dead-letter
-    queue with the reason, and the other events of its batch are queued, once each."""
-    not_json = hook_event("payment-ok", {"amount": 5, "fee": float("nan")}).model_dump(mode="json")
-    not_json["data"]["fee"] = float("nan")  # model_dump writes NaN as null
+    """A webhook body with NaN (Python's json reads it, the store cannot hold it), or a rule
+    whose function was removed: that event goes to the dead-letter queue with the reason,
+    and the other events of its batch are queued, once each."""
+    not_json = hook_event("payment-ok", {"amount": 5, "fee": 1.5}).model_dump(mode="json")
+    not_json["data"]["fee"] = float("nan")
     gone = functions_dir / "gone.py"
     gone.write_text("def main(event):\n    return 1\n")
     rig.app.rules_store.apply(
@@ -340,7 +241,7 @@ def test_an_event_whose_runs_cannot_be_queued_is_dead_lettered_and_the_rest_run(
         while (msg := queue.get(no_ack=True)) is not None:
             dead.append(msg.headers["x-firehook-reason"])
     assert len(dead) == 2, dead
-    assert any("params are not JSON" in r for r in dead), dead
+    assert any("data: nan is not a JSON number" in r for r in dead), dead
     assert any("gone" in r and "not found" in r.lower() for r in dead), dead
 
 
@@ -442,6 +343,21 @@ def test_a_consumer_killed_between_commit_and_ack_loses_nothing_and_duplicates_n
     assert rig.consumer.consumer.stats["events"] == 1  # type: ignore[union-attr]
     assert rig.consumer.consumer.stats["duplicates"] == 2  # type: ignore[union-attr]
     assert len(rig.runs()) == 2
+
+
+def test_a_message_taken_with_no_ack_from_the_embedded_transport_does_not_come_back(
+    tmp_path: Path,
+) -> None:
+    """It was only hidden: after the visibility timeout it was delivered again."""
+    url = f"sqla+sqlite:///{tmp_path / 'events.db'}"
+    with Publisher(url, TOPOLOGY) as pub:
+        pub.publish(change_event("orders", "on_create", after={"id": 1}))
+    with connect(url, visibility_timeout=0.0) as conn:
+        queue = TOPOLOGY.events_queue()(conn.default_channel)
+        assert queue.get(no_ack=True) is not None
+    with connect(url, visibility_timeout=0.0) as conn:  # restores what was taken 0 s ago
+        queue = TOPOLOGY.events_queue()(conn.default_channel)
+        assert queue.get(no_ack=True) is None
 
 
 def _cutter(broker_url: str) -> Callable[[], None]:

@@ -3,9 +3,12 @@
 Messages are gathered into batches (``batch_size`` or ``flush_interval``, whichever comes
 first); each batch's runs are inserted in one transaction, keyed ``(trigger, event id)`` so a
 redelivered event adds nothing, and only then are its messages acked.  A message that is not
-a valid event, or one whose runs cannot be queued (a rule's function was removed, params
-that are not JSON), goes to the dead-letter queue with the reason.  A broken connection
-drops the unacked batch (the broker redelivers it) and reconnects with back-off.
+a valid event (including one holding what the store cannot: a NUL character, a lone
+surrogate, NaN, a huge number, deep nesting), or one whose runs cannot be queued (a rule's
+function was removed, params the database refuses), goes to the dead-letter queue with the
+reason; the rest of its batch is queued.  A database that cannot be reached sends the batch
+back to the broker.  A broken connection drops the unacked batch (the broker redelivers it)
+and reconnects with back-off.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from typing import Any
 
 from kombu import Connection
 from kombu.mixins import ConsumerProducerMixin
+from sqlalchemy.exc import DataError
 
-from firehook.config.errors import FirehookError
+from firehook.config.errors import DatabaseError, FirehookError
 from firehook.config.settings import TriggerSettings
 from firehook.invoker.dispatch import Dispatcher, InvokeRequest
 from firehook.invoker.envelope import InvokeError
+from firehook.invoker.jsonsafe import storable_text
 from firehook.invoker.queue import Enqueued
 from firehook.triggers.broker import DEAD_EXCHANGE
 from firehook.triggers.events import CloudEvent, InvalidEvent, parse_event
@@ -37,6 +42,20 @@ log = logging.getLogger(__name__)
 
 
 Item = tuple[InvokeRequest, datetime | None, str | None]  # a run to queue: request, due, key
+
+
+def _refused_data(error: BaseException) -> str | None:
+    """The database's reason when ``error`` is its refusal of the data of one statement (a
+    value it cannot hold), not a failure to reach it; None otherwise."""
+    seen: BaseException | None = error
+    for _ in range(5):  # DatabaseError <- sqlalchemy DataError <- driver error
+        if seen is None:
+            return None
+        if isinstance(seen, DataError):
+            lines = str(seen.orig).strip().splitlines()
+            return lines[0] if lines else type(seen.orig).__name__
+        seen = seen.__cause__
+    return None
 
 
 @dataclass
@@ -137,7 +156,10 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
             try:
                 items = [item for _, its, _ in plans for item in its]
                 enqueued = self.dispatcher.enqueue_many(items) if items else []
-            except InvokeError:  # one event's runs cannot be queued: find it, queue the rest
+            except (InvokeError, DatabaseError) as e:
+                if isinstance(e, DatabaseError) and _refused_data(e) is None:
+                    raise  # not reachable: the whole batch goes back
+                # one event's runs cannot be queued: find it, queue the rest
                 plans, enqueued = self._one_by_one(plans)
         except FirehookError as e:
             log.error(
@@ -172,9 +194,10 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
         self, plans: list[tuple[_Pending, list[Item], list[Skipped]]]
     ) -> tuple[list[tuple[_Pending, list[Item], list[Skipped]]], list[Enqueued]]:
         """Queue each event's runs in a transaction of its own; an event whose runs cannot
-        be queued (a rule's function is gone, params that are not JSON) is dead-lettered
-        with the reason once the others are queued.  A database error on the way sends the
-        whole batch back, dead-lettered nothing (keys make runs already queued count once)."""
+        be queued (a rule's function is gone, params that are not JSON or that the database
+        refuses) is dead-lettered with the reason once the others are queued.  Any other
+        database error on the way sends the whole batch back, dead-lettered nothing (keys
+        make runs already queued count once)."""
         kept: list[tuple[_Pending, list[Item], list[Skipped]]] = []
         refused: list[tuple[_Pending, str]] = []
         enqueued: list[Enqueued] = []
@@ -184,6 +207,12 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
                 enqueued.extend(self.dispatcher.enqueue_many(items) if items else [])
             except InvokeError as e:
                 refused.append((p, f"its runs could not be queued: {e}"))
+                continue
+            except DatabaseError as e:
+                reason = _refused_data(e)
+                if reason is None:
+                    raise
+                refused.append((p, f"the database refused its runs: {reason}"))
                 continue
             kept.append(plan)
         for p, reason in refused:
@@ -202,13 +231,14 @@ class EventConsumer(ConsumerProducerMixin):  # type: ignore[misc]
                 p.message.ack()
 
     def _dead_letter(self, message: Any, reason: str) -> None:
-        key = message.delivery_info.get("routing_key", "")
+        reason = storable_text(reason)[:1000]  # a header every broker can carry
+        key = storable_text(str(message.delivery_info.get("routing_key", "")))
         log.warning("dead-lettering a message (routing key %r): %s", key, reason)
         self.producer.publish(
             message.body,
             exchange=DEAD_EXCHANGE,
             routing_key=self.topology.dead_queue_name,
-            headers={"x-firehook-reason": reason[:1000], "x-firehook-routing-key": key},
+            headers={"x-firehook-reason": reason, "x-firehook-routing-key": key},
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
             delivery_mode=2,

@@ -3,10 +3,10 @@
 kombu's ``sqla`` transport marks a message invisible when a consumer takes it and never
 deletes it; a consumer killed before its ack loses the message for good (measured in
 ``shared/reference/transports-pools.md``).  This channel instead deletes a message when it
-is acked, puts it back (visible again) when it is rejected or the channel closes, and makes
-any message that stayed taken longer than ``visibility_timeout`` visible again, so a
-``kill -9`` delays messages but loses none.  The consumer's idempotency keys make the
-possible redelivery harmless.  SQLite runs in WAL mode with a busy timeout.
+is acked (or taken with ``no_ack``), puts it back (visible again) when it is rejected or the
+channel closes, and makes any message that stayed taken longer than ``visibility_timeout``
+visible again, so a ``kill -9`` delays messages but loses none.  The consumer's idempotency
+keys make the possible redelivery harmless.  SQLite runs in WAL mode with a busy timeout.
 """
 
 from __future__ import annotations
@@ -84,6 +84,31 @@ class Channel(sqla.Channel):  # type: ignore[misc]
 
     def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
         super().basic_ack(delivery_tag, multiple)
+        self._forget(delivery_tag)
+
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        """A message taken with ``no_ack`` is settled at once: deleted, never made visible
+        again (it used to come back after the visibility timeout, to be read twice)."""
+        message = super().basic_get(queue, no_ack=no_ack, **kwargs)
+        if message is not None and no_ack:
+            self._forget(message.delivery_tag)
+        return message
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, **kwargs: Any
+    ) -> Any:
+        out = super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+        if no_ack:  # as basic_get: delivered is settled
+            deliver = self.connection._callbacks[queue]
+
+            def _settled(raw_message: Any) -> Any:
+                self._forget(raw_message["properties"]["delivery_tag"])
+                return deliver(raw_message)
+
+            self.connection._callbacks[queue] = _settled
+        return out
+
+    def _forget(self, delivery_tag: str) -> None:
         row = self._row_ids.pop(delivery_tag, None)
         if row is not None:
             self.session.execute(delete(self.message_cls).where(self.message_cls.id == row))

@@ -12,21 +12,30 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from firehook.config.errors import FirehookError
+from firehook.invoker.jsonsafe import problem
 
 __all__ = [
     "EXCHANGE",
+    "HOOK_SOURCE",
+    "HOOK_TYPE",
     "ChangeData",
     "CloudEvent",
     "InvalidEvent",
     "change_event",
     "hook_event",
     "parse_event",
+    "unstorable",
 ]
 
 EXCHANGE = "firehook.events"
+HOOK_TYPE = "firehook.hook"
+HOOK_SOURCE = "webhook"
+"""The source of the events the hook route (``POST /v1/hooks/{hook}``) publishes; hook rules
+fire only on events of type :data:`HOOK_TYPE` from this source."""
 RecordEvent = Literal["on_create", "on_update", "on_delete"]
 
 
@@ -37,7 +46,8 @@ class InvalidEvent(FirehookError, ValueError):
 class ChangeData(BaseModel):
     """``data`` of a record event: the table, what happened, the row before and after."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN stays NaN when dumped (pydantic writes null by default), so it is refused, not lost
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
     event: RecordEvent
@@ -48,7 +58,8 @@ class ChangeData(BaseModel):
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 event; ``type`` is ``firehook.record.<event>`` or ``firehook.hook``."""
 
-    model_config = ConfigDict(extra="allow")  # CloudEvents extension attributes pass through
+    # CloudEvents extension attributes pass through; NaN is never written as null
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
 
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=200)
@@ -59,9 +70,16 @@ class CloudEvent(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     data: Any = None
 
+    @model_validator(mode="after")
+    def _storable(self) -> CloudEvent:
+        reason = unstorable(self)
+        if reason is not None:
+            raise PydanticCustomError("unstorable", "{reason}", {"reason": reason})
+        return self
+
     @property
     def routing_key(self) -> str:
-        if self.type == "firehook.hook":
+        if self.type == HOOK_TYPE:
             return f"hook.{self.subject}"
         change = self.change
         return f"{change.table}.{change.event}" if change else "unrouted"
@@ -75,6 +93,24 @@ class CloudEvent(BaseModel):
         return ChangeData.model_validate(self.data)
 
 
+def unstorable(event: CloudEvent) -> str | None:
+    """Why a field of ``event`` cannot be stored or passed on (a NUL character, a lone
+    surrogate, NaN, a number of over 4,300 digits, nesting deeper than 64), or None."""
+    for name in ("id", "source", "type", "subject"):
+        value = getattr(event, name)
+        reason = None if value is None else problem(value)
+        if reason is not None:
+            return f"{name}: {reason}"
+    reason = problem(event.data)
+    if reason is not None:
+        return f"data: {reason}"
+    for name, value in (event.model_extra or {}).items():
+        reason = problem(name) or problem(value)
+        if reason is not None:
+            return f"extension attribute {name!r}: {reason}"
+    return None
+
+
 def change_event(
     table: str,
     event: str,
@@ -85,7 +121,8 @@ def change_event(
     subject: str | None = None,
     event_id: str | None = None,
 ) -> CloudEvent:
-    """Build the event for a change of one record (``event`` is on_create/on_update/on_delete)."""
+    """Build the event for a change of one record (``event`` is on_create/on_update/on_delete);
+    :class:`InvalidEvent` if it is not valid or holds what the store cannot (NaN, NUL, ...)."""
     try:
         data = ChangeData(table=table, event=event, before=before, after=after)
         return CloudEvent(
@@ -101,17 +138,21 @@ def change_event(
 
 
 def hook_event(
-    hook: str, body: Any, *, source: str = "webhook", event_id: str | None = None
+    hook: str, body: Any, *, source: str = HOOK_SOURCE, event_id: str | None = None
 ) -> CloudEvent:
-    """The event of an incoming webhook: its JSON body is the data."""
-    return CloudEvent(
-        id=event_id or uuid.uuid4().hex,
-        source=source,
-        type="firehook.hook",
-        subject=hook,
-        time=datetime.now(UTC),
-        data=body,
-    )
+    """The event of an incoming webhook: its JSON body is the data (:class:`InvalidEvent` if
+    the body holds what the store cannot).  Hook rules fire only on ``source`` "webhook"."""
+    try:
+        return CloudEvent(
+            id=event_id or uuid.uuid4().hex,
+            source=source,
+            type=HOOK_TYPE,
+            subject=hook,
+            time=datetime.now(UTC),
+            data=body,
+        )
+    except ValidationError as e:
+        raise InvalidEvent(_explain(e)) from None
 
 
 def parse_event(body: bytes | str | dict[str, Any]) -> CloudEvent:
@@ -128,7 +169,7 @@ def parse_event(body: bytes | str | dict[str, Any]) -> CloudEvent:
                 raise InvalidEvent(
                     f"type {event.type!r} does not match data.event {change.event!r}"
                 )
-        elif event.type == "firehook.hook":
+        elif event.type == HOOK_TYPE:
             if not event.subject:
                 raise InvalidEvent("a webhook event needs the hook's name as subject")
         else:
@@ -142,6 +183,6 @@ def parse_event(body: bytes | str | dict[str, Any]) -> CloudEvent:
 def _explain(e: ValidationError) -> str:
     parts = []
     for err in e.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "message"
-        parts.append(f"{where}: {err['msg']}")
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
     return "; ".join(parts)

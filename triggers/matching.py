@@ -13,7 +13,7 @@ from firehook.config.rules import Rules
 from firehook.invoker.dispatch import InvokeRequest
 from firehook.invoker.event import EventType
 from firehook.triggers.conditions import Condition, compile_when
-from firehook.triggers.events import CloudEvent
+from firehook.triggers.events import HOOK_SOURCE, HOOK_TYPE, CloudEvent
 
 __all__ = ["Matcher", "Planned", "Skipped"]
 
@@ -72,6 +72,15 @@ class Matcher:
                 and change.event in t.on.events
             ]
             view = data
+        elif event.type != HOOK_TYPE or event.source != HOOK_SOURCE:
+            # only the hook route (which checks the hook's secret) produces hook events
+            return [], [
+                Skipped(
+                    None,
+                    f"{event.type} event from source {event.source!r}: hook rules take only "
+                    f"events from the hook route (source {HOOK_SOURCE!r})",
+                )
+            ]
         else:
             hook = event.subject
             listening = [

@@ -19,7 +19,7 @@ from kombu import Connection, Producer
 from firehook.config.errors import FirehookError
 from firehook.config.settings import TriggerSettings
 from firehook.triggers.broker import DEFAULT, Topology, connect
-from firehook.triggers.events import CloudEvent, change_event
+from firehook.triggers.events import CloudEvent, InvalidEvent, change_event, unstorable
 
 __all__ = ["PublishError", "Publisher", "publish", "topology_for"]
 
@@ -71,8 +71,15 @@ class Publisher:
         self.publish_many([event])
 
     def publish_many(self, events: Iterable[CloudEvent]) -> int:
-        """Publish in order; returns when the broker has every event (confirmed or committed)."""
+        """Publish in order; returns when the broker has every event (confirmed or committed).
+
+        :class:`InvalidEvent`, before anything is sent, if an event holds what the store
+        cannot (NaN, a NUL character, ...: an event changed after it was built)."""
         batch = list(events)
+        for i, ev in enumerate(batch):
+            reason = unstorable(ev)
+            if reason is not None:
+                raise InvalidEvent(f"event {i} cannot be published: {reason}")
         if len(batch) > 1 and self.url.split("://", 1)[0] in ("amqp", "pyamqp", "amqps"):
             with self._lock:
                 return self._publish_in_transactions(batch)
@@ -81,7 +88,7 @@ class Publisher:
             try:
                 producer = self._ensure()
                 queue = self.topology.events_queue()
-                for ev in events:
+                for ev in batch:
                     _send(producer, ev, declare=[queue], retry=True, retry_policy=RETRY_POLICY)
                     count += 1
             except Exception as e:  # kombu and driver errors, translated at this boundary

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+import firehook
 from firehook.api import events, health, mincloud, rest, signin
 from firehook.api.context import JOB_HEADER, ApiContext
 from firehook.api.errors import CatchAll, install_error_handlers
@@ -22,19 +21,12 @@ Errors answer `{"status": "error", "error_msg": "..."}`.
 """
 
 
-def _version() -> str:
-    try:
-        return version("firehook")
-    except PackageNotFoundError:
-        return "0"
-
-
 def create_api(app: App) -> FastAPI:
     """Build the HTTP API; opens nothing (the caller starts ``app``)."""
     ctx = ApiContext.build(app)
     api = FastAPI(
         title="firehook",
-        version=_version(),
+        version=firehook.version(),
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,

@@ -43,6 +43,7 @@ class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(min_length=1, max_length=300, description="the run's idempotency key")
+    function: str | None = Field(default=None, description="the function the key belongs to")
 
 
 class ReplayBody(BaseModel):
@@ -167,7 +168,7 @@ def router(ctx: ApiContext) -> APIRouter:
         dependencies=[Depends(admin)],
     )
     def cancel_by_key(body: CancelBody) -> dict[str, Any]:
-        return {"cancelled": _cancel(ctx, None, body.key)}
+        return {"cancelled": _cancel(ctx, None, body.key, body.function)}
 
     @r.post("/invocations/replay", summary="Queue runs again", dependencies=[Depends(admin)])
     def replay(body: ReplayBody) -> dict[str, Any]:
@@ -255,9 +256,11 @@ def _replay(ctx: ApiContext, body: ReplayBody) -> dict[str, Any]:
     return {"dry_run": body.dry_run, "count": len(runs), "runs": runs}
 
 
-def _cancel(ctx: ApiContext, job_id: str | None, key: str | None) -> list[str]:
+def _cancel(
+    ctx: ApiContext, job_id: str | None, key: str | None, function: str | None = None
+) -> list[str]:
     try:
-        return ctx.app.dispatcher.cancel(job_id, key)
+        return ctx.app.dispatcher.cancel(job_id, key, function)
     except JobNotFound as e:
         raise NotFound(str(e)) from None
     except NotCancellable as e:

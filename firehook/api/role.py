@@ -18,14 +18,14 @@ from fastapi import FastAPI
 
 from firehook.api.factory import create_api
 from firehook.app import App
-from firehook.config.errors import FirehookError
+from firehook.config.errors import ListenError
 
 __all__ = ["ApiRole", "ApiStartError"]
 
 log = logging.getLogger(__name__)
 
 
-class ApiStartError(FirehookError, OSError):
+class ApiStartError(ListenError):
     """The HTTP API could not listen (address taken, bad host)."""
 
 

@@ -157,22 +157,24 @@ def start(fh: Path, args: list[str], cwd: Path, env: dict[str, str]) -> subproce
     )
 
 
-def role(fh: Path, name: str, cwd: Path, **env: str) -> None:
+def role(fh: Path, name: str, cwd: Path, label: str = "", **env: str) -> None:
     """Start a role with its status listener, wait for /healthz, stop it with SIGTERM."""
     port = free_port()
     proc = start(fh, [name], cwd, role_env(FIREHOOK_METRICS__PORT=str(port), **env))
-    wait_until(name, healthy(port), proc)
-    stop(proc, name)
+    what = f"{name}{label}"
+    wait_until(what, healthy(port), proc)
+    stop(proc, what)
 
 
-def serve_and_invoke(fh: Path, cwd: Path, **env: str) -> None:
+def serve_and_invoke(fh: Path, cwd: Path, label: str = "", **env: str) -> None:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     settings = role_env(
         FIREHOOK_AUTH__CLIENT_ID=CLIENT_ID, FIREHOOK_AUTH__ALLOW_ANONYMOUS_INVOKE="true", **env
     )
     proc = start(fh, ["serve", "--port", str(port)], cwd, settings)
-    wait_until("serve", healthy(port), proc)
+    what = f"serve{label}"
+    wait_until(what, healthy(port), proc)
     try:
         hdr = {"X-Hydrogen-Client-ID": CLIENT_ID}
         token = http("POST", f"{base_url}/hserve/v2.0/login/anonymous/", {}, hdr)["token"]
@@ -180,10 +182,10 @@ def serve_and_invoke(fh: Path, cwd: Path, **env: str) -> None:
         job = {"function_name": "helloWorld", "data": {"name": "wheel"}}
         answer = http("POST", f"{base_url}/hserve/v1/cloud-function/job/", job, hdr)
         if answer != {"code": 0, "data": "hello wheel", "error": {}}:
-            raise SystemExit(f"serve: sync invoke over HTTP answered {answer}")
-        print(f"ok  serve: /healthz, sync invoke over HTTP answered {answer['data']!r}")
+            raise SystemExit(f"{what}: sync invoke over HTTP answered {answer}")
+        print(f"ok  {what}: /healthz, sync invoke over HTTP answered {answer['data']!r}")
     finally:
-        stop(proc, "serve")
+        stop(proc, what)
 
 
 def base(bin_dir: Path, project: Path) -> None:
@@ -218,7 +220,7 @@ def redis_consumer(bin_dir: Path, project: Path) -> None:
     fh = bin_dir / "firehook"
     project.mkdir()
     run([str(fh), "init", "."], project, role_env())
-    role(fh, "consumer", project, FIREHOOK_BROKER_URL=REDIS_URL)
+    role(fh, "consumer", project, " (firehook[redis], Redis broker)", FIREHOOK_BROKER_URL=REDIS_URL)
 
 
 def postgres_roles(bin_dir: Path, project: Path) -> None:
@@ -230,8 +232,8 @@ def postgres_roles(bin_dir: Path, project: Path) -> None:
     run([*psql, f"CREATE SCHEMA {schema}"], project)
     try:
         url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        serve_and_invoke(fh, project, FIREHOOK_DATABASE_URL=url)
-        role(fh, "worker", project, FIREHOOK_DATABASE_URL=url)
+        serve_and_invoke(fh, project, " (firehook[postgres])", FIREHOOK_DATABASE_URL=url)
+        role(fh, "worker", project, " (firehook[postgres])", FIREHOOK_DATABASE_URL=url)
     finally:
         run([*psql, f"DROP SCHEMA {schema} CASCADE"], project)
 

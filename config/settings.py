@@ -38,6 +38,12 @@ class InvokerSettings(BaseModel):
     log_limit_bytes: int = Field(
         default=64 * 1024, ge=1024, description="captured stdout/stderr/logging per run"
     )
+    result_limit_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="largest result a run may return (its JSON, UTF-8); past it, execution_failed",
+    )
     acquire_timeout: Duration = Field(
         default=timedelta(seconds=5),
         description="how long a run waits for a free worker before it is schedule_failed",

@@ -47,6 +47,7 @@ class App:
             size=pool_size or s.invoker.pool_size,
             memory_limit_mb=s.invoker.memory_limit_mb,
             log_limit_bytes=s.invoker.log_limit_bytes,
+            result_limit_bytes=s.invoker.result_limit_bytes,
             acquire_timeout=s.invoker.acquire_timeout,
             max_tasks_per_worker=s.invoker.max_tasks_per_worker,
             start_method=s.invoker.start_method,

@@ -1,9 +1,15 @@
 """The code that runs inside a pool worker process: load a function, run it, answer.
 
 Kept free of firehook's heavier imports so that the forkserver preloads it cheaply.  The
-parent talks to each worker over its own duplex pipe: it sends ``("run", spec)`` or
-``("check", spec)`` and gets one dict back.  The parent enforces the deadline by killing
-the worker's process group, so nothing here needs to watch the clock.
+parent talks to each worker over its own duplex pipe: it sends ``("run", spec)``,
+``("batch", [spec, ...])`` or ``("check", spec)`` and gets one dict back per spec, holding
+the spec's ``seq`` (the parent refuses an answer for another run).  The parent enforces the
+deadline by killing the worker's process group, so nothing here needs to watch the clock.
+
+Whatever a function does, the worker answers for its run and goes on: a result that cannot
+be stored (:func:`firehook.invoker.jsonsafe.problem`) or is over the size limit fails the
+run; logs and error texts are cut and made storable; a forked copy of the worker never
+answers and the processes a run started end with it (``_reap.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from firehook.invoker import _jsonfast, _reap, jsonsafe
 from firehook.invoker.event import Event
 
 # firehook's own frames (the whole package: sdk.py too) are left out of a function's stack;
@@ -38,6 +45,8 @@ from firehook.invoker.event import Event
 _OWN_DIR = str(Path(__file__).parent.parent) + os.sep
 IN_WORKER = False  # True inside a pool worker process
 _MODULE_PREFIX = "firehook_fn_"
+RESULT_LIMIT_BYTES = 1024 * 1024
+"""The largest result (its JSON, UTF-8) a run may return, unless the pool says otherwise."""
 
 
 class _Capture(io.TextIOBase):
@@ -201,7 +210,8 @@ async def _await(awaitable: Any) -> Any:
 
 
 def _run(spec: dict[str, Any], handler: _LogHandler) -> dict[str, Any]:
-    sink = _Capture(spec["log_limit"])
+    limit = spec["log_limit"]
+    sink = _Capture(limit)
     handler.sink = sink
     started = time.time()
     t0 = time.perf_counter()
@@ -212,39 +222,65 @@ def _run(spec: dict[str, Any], handler: _LogHandler) -> dict[str, Any]:
                 module = _load(spec["name"], Path(spec["path"]), spec["is_package"])
                 value = _call(module.main, Event.from_dict(spec["event"]))
             except _LoadError as e:
-                answer["error"] = _error("execution_failed", str(e), e.stack)
+                _reap.exit_if_forked()
+                answer["error"] = _error("execution_failed", str(e), e.stack, limit)
             except _Failed as e:
-                answer["error"] = _error("execution_failed", str(e), "")
-            except MemoryError as e:
-                answer["error"] = _error(
-                    "execution_failed", f"MemoryError: {e}".rstrip(": "), _stack(e)
-                )
+                _reap.exit_if_forked()
+                answer["error"] = _error("execution_failed", str(e), "", limit)
             except BaseException as e:  # the function's own failure, SystemExit included
-                answer["error"] = _error("execution_failed", str(e) or type(e).__name__, _stack(e))
+                _reap.exit_if_forked()
+                answer["error"] = _error("execution_failed", _describe(e), _stack(e), limit)
             else:
-                answer["result"] = _encode(value, answer)
+                _reap.exit_if_forked()  # a forked copy that returned: never answers
+                result_limit = spec.get("result_limit", RESULT_LIMIT_BYTES)
+                answer["result"] = _encode(value, answer, result_limit)
     finally:
         handler.sink = None
+    with contextlib.suppress(Exception):  # nothing it started outlives the run
+        _reap.end_descendants()
     answer["duration_ms"] = (time.perf_counter() - t0) * 1000
-    answer["logs"] = _utf8(sink.text())
+    answer["logs"] = jsonsafe.storable_text(_utf8(sink.text()))
     return answer
 
 
-def _encode(value: Any, answer: dict[str, Any]) -> str | None:
+def _describe(e: BaseException) -> str:
+    """The exception's message; its type's name when it has none (or ``str()`` fails)."""
+    if isinstance(e, MemoryError):
+        return f"MemoryError: {e}".rstrip(": ")
     try:
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        if not encoded.isascii():
-            encoded.encode("utf-8")  # a lone surrogate would fail where the run is recorded
-    except (TypeError, ValueError) as e:  # UnicodeEncodeError is a ValueError
-        answer["error"] = _error(
-            "execution_failed", f"the result of main() is not JSON-serialisable: {e}", ""
-        )
-        return None
+        return str(e) or type(e).__name__
+    except Exception:
+        return type(e).__name__
+
+
+def _encode(value: Any, answer: dict[str, Any], limit: int = RESULT_LIMIT_BYTES) -> str | None:
+    """``value`` as JSON, or None with ``answer["error"]`` saying why it cannot be returned."""
+    encoded = reason = None
+    try:
+        encoded = _jsonfast.encode(value)  # refuses what jsonsafe.problem() refuses
+    except _jsonfast.Refused as e:
+        reason = f"the result of main() cannot be stored: {e}"
+    except Exception as e:  # TypeError, a default() or __str__ that raised
+        reason = f"the result of main() is not JSON-serialisable: {_describe(e)}"
+    if encoded is not None and len(encoded) * 4 > limit:  # may be over: count its bytes
+        size = len(encoded) if encoded.isascii() else len(encoded.encode("utf-8"))
+        if size > limit:
+            encoded = None
+            reason = f"the result is {size} bytes of JSON, over the limit of {limit} bytes"
+    if encoded is None:
+        answer["error"] = _error("execution_failed", reason or "", "", limit)
     return encoded
 
 
-def _error(type_: str, message: str, stack: str) -> dict[str, str]:
-    return {"type": type_, "message": _utf8(message), "stack": _utf8(stack)}
+def _error(type_: str, message: str, stack: str, limit: int = 64 * 1024) -> dict[str, str]:
+    return {"type": type_, "message": _storable(message, limit), "stack": _storable(stack, limit)}
+
+
+def _storable(text: str, limit: int) -> str:
+    """An error text cut to ``limit`` characters (with a note) and made storable."""
+    if len(text) > limit:
+        text = f"{text[:limit]}\n[firehook: cut {len(text) - limit} more characters]"
+    return jsonsafe.storable_text(_utf8(text))
 
 
 def _utf8(text: str) -> str:
@@ -263,8 +299,25 @@ def _check(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         _load(spec["name"], Path(spec["path"]), spec["is_package"])
     except _LoadError as e:
-        return {"error": str(e)}
+        return {"error": _storable(str(e), 64 * 1024)}
+    finally:
+        _reap.exit_if_forked()  # a module that forks when imported
     return {"error": None}
+
+
+def _answer(kind: str, spec: dict[str, Any], handler: _LogHandler) -> dict[str, Any]:
+    """The answer to one request, tagged with its ``seq``; never raises."""
+    try:
+        answer = _run(spec, handler) if kind == "run" else _check(spec)
+    except Exception as e:  # a bug of ours (or a file gone): the run fails, the worker serves on
+        message = f"firehook could not run it: {type(e).__name__}: {_describe(e)}"
+        if kind != "run":
+            answer = {"error": _storable(message, 64 * 1024)}
+        else:
+            answer = {"result": None, "error": _error("execution_failed", message, "")}
+            answer.update(started=time.time(), duration_ms=0.0, logs="")
+    answer["seq"] = spec.get("seq")
+    return answer
 
 
 def _harden(memory_limit_mb: int) -> None:
@@ -287,10 +340,7 @@ def call_here(name: str, path: Path, is_package: bool, event: Event) -> dict[str
     except _LoadError as e:
         return {"data": None, "error": _error("execution_failed", str(e), e.stack)}
     except Exception as e:
-        return {
-            "data": None,
-            "error": _error("execution_failed", str(e) or type(e).__name__, _stack(e)),
-        }
+        return {"data": None, "error": _error("execution_failed", _describe(e), _stack(e))}
     answer: dict[str, Any] = {"error": None}
     encoded = _encode(value, answer)
     return {"data": None if encoded is None else json.loads(encoded), "error": answer["error"]}
@@ -307,6 +357,7 @@ def serve(conn: Connection, functions_dir: str, memory_limit_mb: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    _reap.start_serving()
     while True:
         try:
             message = pickle.loads(conn.recv_bytes())
@@ -316,10 +367,11 @@ def serve(conn: Connection, functions_dir: str, memory_limit_mb: int) -> None:
             return
         kind, spec = message
         if kind == "batch":  # runs one after another, each answered as it ends
-            answers: Iterator[dict[str, Any]] = (_run(one, handler) for one in spec)
+            answers: Iterator[dict[str, Any]] = (_answer("run", one, handler) for one in spec)
         else:
-            answers = iter([_run(spec, handler) if kind == "run" else _check(spec)])
+            answers = iter([_answer(kind, spec, handler)])
         for answer in answers:
+            _reap.exit_if_forked()
             try:
                 conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
             except (BrokenPipeError, OSError):

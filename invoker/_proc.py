@@ -19,6 +19,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from firehook.invoker import _reap
+
 __all__ = ["Proc", "death_reason", "main_module_hidden"]
 
 
@@ -35,8 +37,10 @@ class Proc:
 
     # The pipe speaks pickle, like Connection.send/recv, without their per-call costs (a new
     # ForkingPickler per message, a new selector per poll): about 30 us a run.
-    def send(self, message: Any) -> None:
-        self.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+    def send_bytes(self, payload: bytes) -> None:
+        """Send a request the caller pickled (a value that fails to pickle fails before a
+        worker is taken)."""
+        self.conn.send_bytes(payload)
 
     def ready(self, timeout: float) -> bool:
         """An answer (or the end of the pipe) arrived within ``timeout`` seconds."""
@@ -59,8 +63,12 @@ class Proc:
             if self._killed:
                 return
             self._killed = True
+        below = _reap.descendants(self.pid)  # before the kill orphans them
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+        for pid in below:  # those in a session of their own
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         self.process.join(5)

@@ -2,8 +2,9 @@
 
 Whatever a function produced is recorded: its captured log and its error's message and stack
 go through :func:`~invoker.jsonsafe.storable_text` (PostgreSQL refuses ``\\u0000`` in text
-and ``jsonb``), and a result the store cannot hold (:func:`~invoker.jsonsafe.problem`) turns
-the run into an ``execution_failed`` one that says why.  Building a run's row never raises:
+and ``jsonb``), and a result the store cannot hold (:func:`~invoker.jsonsafe.problem`, at the
+C encoder's speed through :mod:`invoker._jsonfast`) turns the run into an
+``execution_failed`` one that says why.  Building a run's row never raises:
 if the bookkeeping itself fails (a retry policy that raises, say), the run is recorded as
 failed with the reason instead of stopping the worker that was recording it.
 """
@@ -18,10 +19,11 @@ from datetime import datetime
 from typing import Any
 
 from firehook.config.functions import RetryPolicy
+from firehook.invoker._jsonfast import problem
 from firehook.invoker.attempts import final_status, next_attempt
 from firehook.invoker.claims import Completion
 from firehook.invoker.envelope import ErrorType, RunError, Status
-from firehook.invoker.jsonsafe import problem, storable_text
+from firehook.invoker.jsonsafe import storable_text
 
 __all__ = ["MAX_REASON", "Outcome", "failed_outcome", "outcome", "storable"]
 
@@ -53,7 +55,7 @@ def storable(c: Completion) -> Completion:
     result = c.result
     if result is not None and (reason := problem(result)) is not None:
         result = None
-        error = RunError(ErrorType.EXECUTION_FAILED, f"the result cannot be recorded: {reason}")
+        error = RunError(ErrorType.EXECUTION_FAILED, f"the result cannot be stored: {reason}")
     if logs is c.logs and error is c.error and result is c.result:
         return c
     return dataclasses.replace(c, result=result, error=error, logs=logs)

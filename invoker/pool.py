@@ -6,11 +6,17 @@ SIGKILLed; a worker that dies (``os._exit``, a segfault, the OOM killer) is repo
 ``worker_lost``.  Either way a replacement is started in the background and the pool stays
 at full size.  Measured against pebble in ``benchmarks/invoke.py``; see
 ``docs/decisions.md`` for why this pool and not pebble or billiard.
+
+What cannot reach a pool process never takes one: params that :func:`jsonsafe.problem`
+refuses, or that fail to pickle, are ``invalid_params`` before a worker is acquired.  Each
+request carries a sequence number and each answer must hold it: a worker that answers for
+another run (a function writing on its pipe) is replaced and the run is ``worker_lost``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.forkserver
@@ -19,7 +25,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -27,10 +32,11 @@ from types import TracebackType
 from typing import Any
 
 from firehook.config.errors import FirehookError
-from firehook.invoker import _child
+from firehook.invoker import _child, handoff
 from firehook.invoker._proc import Proc, death_reason, main_module_hidden
-from firehook.invoker.envelope import ErrorType, RunError
+from firehook.invoker.envelope import ErrorType
 from firehook.invoker.event import Event
+from firehook.invoker.handoff import RunResult
 from firehook.invoker.registry import FunctionInfo
 
 __all__ = ["Pool", "PoolClosed", "RunResult"]
@@ -40,28 +46,6 @@ log = logging.getLogger(__name__)
 
 class PoolClosed(FirehookError, RuntimeError):
     """The pool was closed or never started."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """What one run produced: a JSON result or an error, and its captured output."""
-
-    result_json: str | None
-    error: RunError | None
-    logs: str
-    started_at: datetime
-    duration: timedelta
-
-
-def _result(answer: dict[str, Any]) -> RunResult:
-    error = answer["error"]
-    return RunResult(
-        result_json=answer["result"],
-        error=None if error is None else RunError.from_dict(error),
-        logs=answer["logs"],
-        started_at=datetime.fromtimestamp(answer["started"], UTC),
-        duration=timedelta(milliseconds=answer["duration_ms"]),
-    )
 
 
 class Pool:
@@ -74,6 +58,7 @@ class Pool:
         size: int = 2,
         memory_limit_mb: int = 512,
         log_limit_bytes: int = 64 * 1024,
+        result_limit_bytes: int = _child.RESULT_LIMIT_BYTES,
         acquire_timeout: timedelta = timedelta(seconds=5),
         max_tasks_per_worker: int = 0,
         start_method: str = "forkserver",
@@ -82,6 +67,7 @@ class Pool:
         self.size = size
         self.memory_limit_mb = memory_limit_mb
         self.log_limit = log_limit_bytes
+        self.result_limit = result_limit_bytes
         self.acquire_timeout = acquire_timeout
         self.max_tasks = max_tasks_per_worker
         self.start_method = start_method
@@ -91,6 +77,7 @@ class Pool:
         self._spawners: set[threading.Thread] = set()
         self._live: set[Proc] = set()  # every started worker not yet killed
         self._lock = threading.Lock()
+        self._seq = itertools.count(1)  # tags each request; its answer must carry the same
         self.replaced = 0  # workers replaced after a kill or death, for status lines and tests
 
     # lifecycle -------------------------------------------------------------------------
@@ -170,17 +157,21 @@ class Pool:
         A run waits the pool's ``acquire_timeout`` for a free worker and is ``rejected``
         past it; with ``wait_for_worker`` (queued runs) it waits as long as it takes.
         """
-        spec = self._spec(info, event)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        spec = self._spec(info, event)
+        payload = handoff.payload(("run", spec), event)
+        if isinstance(payload, str):
+            return handoff.failed(ErrorType.INVALID_PARAMS, payload, started, t0)
         try:
             wait = None if wait_for_worker else self.acquire_timeout
-            worker = self._acquire_and_send(("run", spec), wait)
+            worker = self._acquire_and_send(payload, wait)
         except queue.Empty:
             message = f"no worker free within {self.acquire_timeout.total_seconds():g}s"
-            return self._failed(ErrorType.REJECTED, message, started, t0)
+            return handoff.failed(ErrorType.REJECTED, message, started, t0)
         results: list[RunResult] = []
-        self._answers(worker, [(0, timeout)], lambda _, result: results.append(result))
+        runs = [(0, timeout, spec["seq"])]
+        self._answers(worker, runs, lambda _, result: results.append(result))
         return results[0]
 
     def run_many(
@@ -197,105 +188,153 @@ class Pool:
         from the previous answer.  A run that passes it, or a worker that dies, ends that run
         as with :meth:`run`; the runs behind it never started and go to another worker.
         """
-        todo = list(range(len(runs)))
+        todo: list[int] = []
+        for i, (_, event, _) in enumerate(runs):  # refused params never reach a worker
+            reason = handoff.refused(event)
+            if reason is None:
+                todo.append(i)
+            else:
+                on_result(i, handoff.failed(ErrorType.INVALID_PARAMS, reason))
         while todo:
             worker = self._acquire()
             room = self.max_tasks - worker.tasks if self.max_tasks else len(todo)
             take = todo[: max(1, room)]
-            message = ("batch", [self._spec(runs[i][0], runs[i][1]) for i in take])
+            specs = [self._spec(runs[i][0], runs[i][1]) for i in take]
             try:
-                worker.send(message)
+                payload = handoff.dumps(("batch", specs))
+            except Exception:  # one of them does not pickle: fail it alone, send the rest
+                self._idle.put(worker)  # it took nothing
+                todo = self._pickling(runs, todo, on_result)
+                continue
+            try:
+                worker.send_bytes(payload)
             except OSError:
                 log.warning("worker %d died while idle; replacing it", worker.pid)
                 self._replace(worker)
                 continue
-            done = self._answers(worker, [(i, runs[i][2]) for i in take], on_result)
+            except BaseException:
+                self._replace(worker)  # what it read of the batch is unknown
+                raise
+            sent = [(i, runs[i][2], spec["seq"]) for i, spec in zip(take, specs, strict=True)]
+            done = self._answers(worker, sent, on_result)
             todo = todo[done:]
+
+    def _pickling(
+        self,
+        runs: Sequence[tuple[FunctionInfo, Event, timedelta]],
+        todo: list[int],
+        on_result: Callable[[int, RunResult], None],
+    ) -> list[int]:
+        """The runs of ``todo`` whose requests pickle; the others fail as ``invalid_params``."""
+        kept = []
+        for i in todo:
+            payload = handoff.payload(("run", self._spec(runs[i][0], runs[i][1])), None)
+            if isinstance(payload, str):
+                on_result(i, handoff.failed(ErrorType.INVALID_PARAMS, payload))
+            else:
+                kept.append(i)
+        return kept
 
     def _answers(
         self,
         worker: Proc,
-        runs: list[tuple[int, timedelta]],
+        runs: list[tuple[int, timedelta, int]],
         on_result: Callable[[int, RunResult], None],
     ) -> int:
-        """Read a batch's answers; how many of ``runs`` ended (the rest never started)."""
+        """Read a batch's answers (``(index, time limit, seq)`` each); how many of ``runs``
+        ended (the rest never started)."""
         t0, started = time.perf_counter(), datetime.now(UTC)
-        for ended, (index, timeout) in enumerate(runs, 1):
+        for ended, (index, timeout, seq) in enumerate(runs, 1):
             limit = timeout.total_seconds()
             try:
                 if not worker.ready(limit - (time.perf_counter() - t0)):
                     self._replace(worker)
                     message = f"the function ran past its {limit:g}s limit and was killed"
-                    failed = self._failed(ErrorType.DEADLINE_EXCEEDED, message, started, t0)
+                    failed = handoff.failed(ErrorType.DEADLINE_EXCEEDED, message, started, t0)
                     on_result(index, failed)
                     return ended
-                answer: dict[str, Any] = worker.recv()
+                answer = worker.recv()
             except (EOFError, OSError):
                 reason = death_reason(worker)
                 self._replace(worker)
-                on_result(index, self._failed(ErrorType.WORKER_LOST, reason, started, t0))
+                on_result(index, handoff.failed(ErrorType.WORKER_LOST, reason, started, t0))
                 return ended
-            on_result(index, _result(answer))
+            result = handoff.result_of(answer, seq)
+            if result is None:
+                self._foreign(worker, seq)
+                message = "the worker process answered for another run and was replaced"
+                on_result(index, handoff.failed(ErrorType.WORKER_LOST, message, started, t0))
+                return ended
+            on_result(index, result)
             t0, started = time.perf_counter(), datetime.now(UTC)
         self._release(worker, len(runs))
         return len(runs)
 
     def check(self, info: FunctionInfo, timeout: timedelta = timedelta(seconds=5)) -> str | None:
         """Import the function in a worker; the load error, or None when it loads."""
-        spec = {"name": info.name, "path": str(info.path), "is_package": info.is_package}
+        seq = next(self._seq)
+        spec = {"seq": seq, "name": info.name, "path": str(info.path)}
+        spec["is_package"] = info.is_package
+        request = handoff.dumps(("check", spec))
         try:
-            worker = self._acquire_and_send(("check", spec), self.acquire_timeout)
+            worker = self._acquire_and_send(request, self.acquire_timeout)
         except queue.Empty:
             return "no worker free to check it"
         try:
             if not worker.ready(timeout.total_seconds()):
                 self._replace(worker)
                 return f"importing it took longer than {timeout.total_seconds():g}s"
-            error: str | None = worker.recv()["error"]
+            answer = worker.recv()
         except (EOFError, OSError):
             reason = death_reason(worker)
             self._replace(worker)
             return f"importing it killed the worker: {reason}"
+        if not isinstance(answer, dict) or answer.get("seq") != seq:
+            self._foreign(worker, seq)
+            return "importing it made the worker answer for another request"
         self._release(worker)
+        error: str | None = answer.get("error")
         return error
 
     # internals -------------------------------------------------------------------------
     def _spec(self, info: FunctionInfo, event: Event) -> dict[str, Any]:
         return {
+            "seq": next(self._seq),
             "name": info.name,
             "path": str(info.path),
             "is_package": info.is_package,
             "event": event.to_dict(),
             "log_limit": self.log_limit,
+            "result_limit": self.result_limit,
         }
 
-    def _failed(self, type_: ErrorType, message: str, started: datetime, t0: float) -> RunResult:
-        duration = timedelta(seconds=time.perf_counter() - t0)
-        return RunResult(None, RunError(type_, message), "", started, duration)
+    def _foreign(self, worker: Proc, seq: int) -> None:
+        log.error("worker %d answered for another request than %d; replacing it", worker.pid, seq)
+        self._replace(worker)
 
     def _acquire(self, wait: timedelta | None = None) -> Proc:
         if self._closed:
             raise PoolClosed("the pool is not running")
-        deadline = None if wait is None else time.monotonic() + wait.total_seconds()
-        while True:
-            if deadline is None:
-                worker = self._get_idle_or_closed()
-            else:
-                worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
-            return worker
+        if wait is None:
+            return self._get_idle_or_closed()
+        return self._idle.get(timeout=max(0.0, wait.total_seconds()))
 
-    def _acquire_and_send(self, message: Any, wait: timedelta | None) -> Proc:
-        """A free worker that took ``message``.  A worker that died while idle (the OOM
-        killer, say) fails the send (its end of the pipe is closed): it is replaced and the
-        message goes to another, so a run that never started is never reported lost."""
+    def _acquire_and_send(self, payload: bytes, wait: timedelta | None) -> Proc:
+        """A free worker that took ``payload`` (a pickled request).  A worker that died while
+        idle (the OOM killer, say) fails the send (its end of the pipe is closed): it is
+        replaced and the message goes to another, so a run that never started is never
+        reported lost.  Whatever else fails while sending, the worker is replaced."""
         while True:
             worker = self._acquire(wait)
             try:
-                worker.send(message)
+                worker.send_bytes(payload)
                 return worker
             except OSError:
                 log.warning("worker %d died while idle; replacing it", worker.pid)
                 self._replace(worker)
+            except BaseException:
+                self._replace(worker)  # what it read of the message is unknown
+                raise
 
     def _get_idle_or_closed(self) -> Proc:
         while True:

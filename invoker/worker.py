@@ -17,6 +17,7 @@ the latest ``MAX_GATHER`` after the first of them finished.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -29,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 
 from firehook.config.errors import FirehookError
 from firehook.config.settings import WorkerSettings
-from firehook.invoker import jsonsafe
 from firehook.invoker.dispatch import Dispatcher
 from firehook.invoker.envelope import ErrorType, FunctionNotFound, RunError
 from firehook.invoker.event import Event, EventType
@@ -329,14 +329,14 @@ class Worker:
 
     @staticmethod
     def _completion(run: Claimed, result: RunResult) -> Completion:
-        """What the pool answered; a result that is not storable JSON fails the run (the
-        queue makes the log and error texts storable)."""
+        """What the pool answered (its process refused results ``jsonsafe`` refuses; the
+        queue checks again and makes the log and error texts storable)."""
         value, error = None, result.error
         if result.result_json is not None:
             try:
-                value = jsonsafe.loads(result.result_json)
-            except ValueError as e:
-                error = RunError(ErrorType.EXECUTION_FAILED, f"the result cannot be recorded: {e}")
+                value = json.loads(result.result_json)
+            except (ValueError, RecursionError) as e:
+                error = RunError(ErrorType.EXECUTION_FAILED, f"the result cannot be read: {e}")
         return Completion(run, value, error, result.logs, result.started_at, result.duration)
 
     def _flush(self) -> None:

@@ -249,5 +249,5 @@ def test_lone_surrogates_are_escaped_in_logs_and_errors_and_refused_as_a_result(
     raised.error.stack.encode("utf-8")
     returned = run(pool, "surrogates", "return")
     assert returned.error is not None and returned.error.type is ErrorType.EXECUTION_FAILED
-    assert "not JSON-serialisable" in returned.error.message
-    assert "surrogates not allowed" in returned.error.message
+    assert "cannot be stored" in returned.error.message
+    assert "lone surrogate" in returned.error.message

@@ -291,6 +291,6 @@ def test_a_run_with_lone_surrogates_is_recorded_and_the_worker_goes_on(
     assert rig.worker.run_due() == 2
     failed = rig.rows(root)[0]  # the first attempt (the default policy retries it)
     assert failed.status in ("retrying", "execution_failed")
-    assert "not JSON-serialisable" in failed.error["message"]
+    assert "lone surrogate" in failed.error["message"]
     assert failed.logs is not None and "x \\ud800" in failed.logs
     assert [r.status for r in rig.rows(after)] == ["fulfilled"]

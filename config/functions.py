@@ -7,6 +7,7 @@ file's ``functions:`` section; the config file wins.
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -21,6 +22,7 @@ __all__ = ["RETRYABLE", "FunctionOptions", "RetryPolicy"]
 
 RetryableError = Literal["execution_failed", "deadline_exceeded", "worker_lost"]
 RETRYABLE: tuple[RetryableError, ...] = ("execution_failed", "deadline_exceeded", "worker_lost")
+_MAX_SECONDS = timedelta.max.total_seconds()
 
 
 class RetryPolicy(BaseModel):
@@ -50,11 +52,24 @@ class RetryPolicy(BaseModel):
 
     def delay(self, retry: int, rng: random.Random | None = None) -> timedelta:
         """The wait before retry number ``retry`` (1 for the first retry)."""
-        base: timedelta = min(self.backoff * (2 ** max(0, retry - 1)), self.max_backoff)
+        base = self._capped(retry - 1)
         if self.jitter == 0 or base == timedelta(0):
             return base
         spread = (rng or random).uniform(-self.jitter, self.jitter)
-        return timedelta(seconds=base.total_seconds() * (1 + spread))
+        seconds = base.total_seconds() * (1 + spread)
+        return timedelta.max if seconds >= _MAX_SECONDS else timedelta(seconds=seconds)
+
+    def _capped(self, doublings: int) -> timedelta:
+        """``backoff * 2**doublings`` capped at ``max_backoff``, compared before it is
+        computed: the product overflows ``timedelta`` long before ``attempts`` runs out."""
+        if doublings <= 0 or self.backoff == timedelta(0):
+            return min(self.backoff, self.max_backoff)
+        if doublings >= math.log2(self.max_backoff / self.backoff):
+            return self.max_backoff
+        try:
+            return min(self.backoff * (1 << doublings), self.max_backoff)
+        except OverflowError:  # only at the edge of the float comparison, near timedelta.max
+            return self.max_backoff
 
     def retries(self, error_type: str, attempt: int) -> bool:
         """Whether a run that failed with ``error_type`` on ``attempt`` is tried again."""

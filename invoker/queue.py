@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, exc, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from firehook.config.db import is_sqlite, utcnow, write_tx
 from firehook.config.errors import DatabaseError
 from firehook.config.functions import FunctionOptions, RetryPolicy
-from firehook.invoker.attempts import final_status, next_attempt
 from firehook.invoker.claims import (
-    CLAIM_COLUMNS,
     EXECUTING,
     WAITING,
     Claimed,
@@ -33,23 +32,43 @@ from firehook.invoker.claims import (
     claim_rows,
 )
 from firehook.invoker.envelope import (
-    ErrorType,
     JobNotFound,
     NotCancellable,
-    RunError,
     Status,
 )
 from firehook.invoker.keys import insert_deduped, key_holder
 from firehook.invoker.limits import Limiter
 from firehook.invoker.observe import NullObserver, RunObserver
+from firehook.invoker.outcomes import Outcome, failed_outcome, outcome
 from firehook.invoker.pg_bulk import finish_runs
 from firehook.invoker.records import invocation_table as t
+from firehook.invoker.takeover import take_over
 
 __all__ = ["NOTIFY_CHANNEL", "Claimed", "Completion", "Enqueued", "Queue"]
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "firehook_invocation"
+
+
+def _connection_lost(e: BaseException) -> bool:
+    """The database went away (or never answered): the same writes may succeed later."""
+    lost = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
+    return isinstance(e, lost) or bool(getattr(e, "connection_invalidated", False))
+
+
+def _reason(e: BaseException) -> str:
+    """A driver error without SQLAlchemy's statement and parameters (which hold run data)."""
+    return str(getattr(e, "orig", None) or e)
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Driver errors leave the queue as :class:`DatabaseError` (ours pass unchanged)."""
+    try:
+        yield
+    except SQLAlchemyError as e:
+        raise DatabaseError(f"could not {what}: {_reason(e)}") from e
 
 
 def _notify(conn: Connection) -> None:
@@ -141,7 +160,7 @@ class Queue:
             .values(lease_expires_at=self.clock() + lease)
             .returning(t.c.id)
         )
-        with write_tx(self.engine) as conn:
+        with _translated("renew leases"), write_tx(self.engine) as conn:
             return set(conn.execute(stmt).scalars())
 
     def release(self, owner: str, ids: Iterable[str]) -> int:
@@ -160,7 +179,7 @@ class Queue:
                 note=f"released by {owner} when it stopped",
             )
         )
-        with write_tx(self.engine) as conn:
+        with _translated("release runs"), write_tx(self.engine) as conn:
             count = conn.execute(stmt).rowcount
             if self._pg and count:
                 _notify(conn)
@@ -170,51 +189,76 @@ class Queue:
     def complete(
         self, owner: str, done: Sequence[Completion], policy_for: Callable[[str], RetryPolicy]
     ) -> list[str]:
-        """Record finished runs in one transaction, inserting retries; returns lost-lease ids."""
+        """Record finished runs in one transaction, inserting retries; returns lost-lease ids.
+
+        A run whose record the database refuses fails alone: when the batch's transaction
+        fails with anything but a lost connection, its runs are recorded one by one, and the
+        one refused is recorded as ``execution_failed`` with the database's reason.
+        """
+        if not done:
+            return []
         now = self.clock()
-        finished: list[dict[str, Any]] = []
-        pending_retries: dict[str, dict[str, Any]] = {}
         policy_of = functools.cache(policy_for)  # once per function and batch
-        for c in done:
-            status = Status.FULFILLED
-            if c.error is not None:
-                policy = policy_of(c.run.function)
-                status = final_status(c.error, c.run.attempt, c.run.max_attempts, policy)
-            row = {
-                "id": c.run.id,
-                "status": status.value,
-                "result": c.result,
-                "error": None if c.error is None else c.error.to_dict(),
-                "logs": c.logs,
-                "started_at": c.started_at,
-                "finished_at": c.started_at + c.duration,
-                "duration_ms": c.duration.total_seconds() * 1000,
-                "note": None,
-            }
-            if status is Status.RETRYING:
-                retry = next_attempt(c.run, policy_of(c.run.function), now)
-                row["note"] = "next: " + retry["note"]
-                pending_retries[c.run.id] = retry
-            finished.append(row)
+        outcomes = [outcome(c, policy_of, now) for c in done]
         try:
-            with write_tx(self.engine) as conn:
-                updated = self._finish(conn, owner, finished)
-                lost = [r["id"] for r in finished if r["id"] not in updated]
-                retries = [r for rid, r in pending_retries.items() if rid in updated]
-                if retries:
-                    conn.execute(t.insert(), retries)
-                    if self._pg:
-                        _notify(conn)
-        except SQLAlchemyError as e:
-            raise DatabaseError(f"could not record finished runs: {e}") from e
-        for c, row in zip(done, finished, strict=True):
-            if row["id"] in updated:
-                self.observer.finished(c.run.function, row["status"], c.duration.total_seconds())
-                if row["id"] in pending_retries:
+            updated = self._record(owner, outcomes)
+        except DatabaseError:
+            raise
+        except Exception as e:
+            if _connection_lost(e):
+                raise DatabaseError(f"could not record finished runs: {_reason(e)}") from e
+            log.warning(
+                "recording %d finished run(s) failed (%s); recording them one by one",
+                len(outcomes),
+                type(e).__name__,
+            )
+            outcomes, updated = self._record_apart(owner, outcomes)
+        for o in outcomes:
+            if o.row["id"] in updated:
+                c = o.completion
+                self.observer.finished(c.run.function, o.row["status"], c.duration.total_seconds())
+                if o.retry is not None:
                     self.observer.retried(c.run.function)
+        lost = [o.row["id"] for o in outcomes if o.row["id"] not in updated]
         if lost:
             log.warning("lease lost before completion, result discarded: %s", ", ".join(lost))
         return lost
+
+    def _record(self, owner: str, outcomes: Sequence[Outcome]) -> set[str]:
+        """One transaction: finish the runs still leased by ``owner``, insert their retries."""
+        with write_tx(self.engine) as conn:
+            updated = self._finish(conn, owner, [o.row for o in outcomes])
+            retries = [o.retry for o in outcomes if o.retry is not None and o.row["id"] in updated]
+            if retries:
+                conn.execute(t.insert(), retries)
+                if self._pg:
+                    _notify(conn)
+        return updated
+
+    def _record_apart(
+        self, owner: str, outcomes: Sequence[Outcome]
+    ) -> tuple[list[Outcome], set[str]]:
+        """Each outcome in its own transaction; one the database refuses is recorded as failed
+        with the reason.  A lost connection (or a failure even to record that) raises."""
+        final: list[Outcome] = []
+        updated: set[str] = set()
+        for o in outcomes:
+            try:
+                updated |= self._record(owner, [o])
+            except DatabaseError:
+                raise
+            except Exception as e:
+                if _connection_lost(e):
+                    raise DatabaseError(f"could not record finished runs: {_reason(e)}") from e
+                log.error("the database refused the record of run %s: %s", o.row["id"], _reason(e))
+                o = failed_outcome(o.completion, "this run's record could not be stored", e)
+                try:
+                    updated |= self._record(owner, [o])
+                except Exception as again:
+                    reason = _reason(again)
+                    raise DatabaseError(f"could not record run {o.row['id']}: {reason}") from again
+            final.append(o)
+        return final, updated
 
     def _finish(self, conn: Connection, owner: str, rows: list[dict[str, Any]]) -> set[str]:
         if self._pg:
@@ -231,67 +275,23 @@ class Queue:
     # takeover ----------------------------------------------------------------------------
     def take_over_expired(self, policy_for: Callable[[str], RetryPolicy], limit: int = 500) -> int:
         """Runs whose lease ran out (their worker died): ``worker_lost``, and a new attempt."""
-        now = self.clock()
-        expired = (
-            select(t.c.id)
-            .where(t.c.status == EXECUTING, t.c.lease_expires_at < now)
-            .order_by(t.c.lease_expires_at)
-            .limit(limit)
-        )
-        if self._pg:
-            picked = expired.with_for_update(skip_locked=True).cte("expired")
-            picked = picked.prefix_with("MATERIALIZED")
-            select_stmt = select(*CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id == picked.c.id)
-        else:
-            select_stmt = select(*CLAIM_COLUMNS, t.c.lease_owner).where(t.c.id.in_(expired))
         try:
             with write_tx(self.engine) as conn:
-                rows = conn.execute(select_stmt).mappings().all()
-                if not rows:
-                    return 0
-                retries = []
-                outcomes: list[tuple[str, str, bool]] = []
-                for row in rows:
-                    run = Claimed.from_row(row)
-                    policy = policy_for(run.function)
-                    error = RunError(
-                        ErrorType.WORKER_LOST,
-                        f"worker {row['lease_owner']} stopped renewing the lease of this run",
-                    )
-                    status = final_status(error, run.attempt, run.max_attempts, policy)
-                    note = None
-                    if status is Status.RETRYING:
-                        retry = next_attempt(run, policy, now)
-                        retries.append(retry)
-                        note = "next: " + retry["note"]
-                        status = Status.WORKER_LOST
-                    outcomes.append((run.function, status.value, note is not None))
-                    conn.execute(
-                        update(t)
-                        .where(t.c.id == run.id, t.c.status == EXECUTING)
-                        .values(
-                            status=status.value,
-                            error=error.to_dict(),
-                            finished_at=now,
-                            lease_owner=None,
-                            lease_expires_at=None,
-                            note=note,
-                        )
-                    )
-                if retries:
-                    conn.execute(t.insert(), retries)
-                    if self._pg:
-                        _notify(conn)
+                done = take_over(conn, self._pg, policy_for, self.clock(), limit)
+                if done.retries and self._pg:
+                    _notify(conn)
         except SQLAlchemyError as e:
             raise DatabaseError(f"could not take over expired runs: {e}") from e
-        log.warning("took over %d run(s) whose worker stopped renewing its lease", len(rows))
-        for function, status_value, retried in outcomes:
+        if not done.runs:
+            return 0
+        log.warning("took over %d run(s) whose worker stopped renewing its lease", len(done.runs))
+        for function, status_value, retried in done.runs:
             self.observer.finished(function, status_value, None)
             if retried:
                 self.observer.retried(function)
-        if retries and self.on_enqueue is not None:
+        if done.retries and self.on_enqueue is not None:
             self.on_enqueue()
-        return len(rows)
+        return len(done.runs)
 
     # cancel ------------------------------------------------------------------------------
     def cancel(
@@ -301,7 +301,7 @@ class Queue:
         belong to a function: ``function`` picks one when several hold the key)."""
         if (job_id is None) == (key is None):
             raise ValueError("name the run by id or by key, not both")
-        with write_tx(self.engine) as conn:
+        with _translated("cancel"), write_tx(self.engine) as conn:
             if key is not None:
                 root = key_holder(conn, key, function)
             else:
@@ -334,7 +334,7 @@ class Queue:
         function's runs count from when this process will try that function again."""
         limited = list(self.limiter.limited())
         stmt = select(func.min(t.c.due_at)).where(t.c.status == WAITING)
-        with self.engine.connect() as conn:
+        with _translated("look for the next due run"), self.engine.connect() as conn:
             if not limited:
                 return _as_time(conn.execute(stmt).scalar_one_or_none())
             times = [_as_time(conn.execute(stmt.where(t.c.function.not_in(limited))).scalar())]

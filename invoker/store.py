@@ -78,5 +78,8 @@ class InvocationStore:
         query = select(func.count()).select_from(invocation_table)
         if status is not None:
             query = query.where(invocation_table.c.status == status)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+        except SQLAlchemyError as e:
+            raise DatabaseError(f"could not count invocations: {e}") from e

@@ -79,6 +79,7 @@ class Worker:
         self._lock = threading.Lock()
         self._has_pending = threading.Condition(self._lock)
         self._stopping = threading.Event()
+        self._went_round = False  # the loop got through once since it last (re)started
         self._closed = False  # runners stop taking runs
         self._thread: threading.Thread | None = None
         self._runners: list[threading.Thread] = []
@@ -120,13 +121,22 @@ class Worker:
 
     # the loop ------------------------------------------------------------------------------
     def _loop_guarded(self) -> None:
+        """The loop, restarted after any error: nothing one run or the database does ends
+        the worker.  Claimed and finished runs are kept; the back-off grows while errors
+        follow each other and starts again once the loop went round without one."""
         backoff = 0.1
         while not self._stopping.is_set():
+            self._went_round = False
             try:
                 self._loop()
                 break
-            except FirehookError as e:  # the database went away: keep the runs, try again
-                log.error("worker %s: %s; retrying in %.1fs", self.name, e, backoff)
+            except Exception as e:
+                if self._went_round:
+                    backoff = 0.1
+                if isinstance(e, FirehookError):  # the database went away: try again
+                    log.error("worker %s: %s; retrying in %.1fs", self.name, e, backoff)
+                else:  # a bug of ours: on record with its stack, and go on
+                    log.exception("worker %s failed; retrying in %.1fs", self.name, backoff)
                 self.wakeup.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._drain()
@@ -160,6 +170,7 @@ class Worker:
                 for run in claimed:
                     self._submit(run, functions[run.function])
             if claimed and len(claimed) == min(free, s.batch_size):
+                self._went_round = True
                 continue  # there may be more due right now
             wait = min(s.poll_interval.total_seconds(), next_renew - time.monotonic())
             if tried and not claimed:
@@ -172,6 +183,7 @@ class Worker:
             with self._lock:
                 if self._done:
                     wait = min(wait, self._first_done_at + MAX_GATHER - time.monotonic())
+            self._went_round = True
             self.wakeup.wait(wait)
 
     def _worth_flushing(self) -> bool:
@@ -317,8 +329,15 @@ class Worker:
 
     @staticmethod
     def _completion(run: Claimed, result: RunResult) -> Completion:
-        value = None if result.result_json is None else json.loads(result.result_json)
-        return Completion(run, value, result.error, result.logs, result.started_at, result.duration)
+        """What the pool answered (its process refused results ``jsonsafe`` refuses; the
+        queue checks again and makes the log and error texts storable)."""
+        value, error = None, result.error
+        if result.result_json is not None:
+            try:
+                value = json.loads(result.result_json)
+            except (ValueError, RecursionError) as e:
+                error = RunError(ErrorType.EXECUTION_FAILED, f"the result cannot be read: {e}")
+        return Completion(run, value, error, result.logs, result.started_at, result.duration)
 
     def _flush(self) -> None:
         with self._lock:
@@ -331,7 +350,7 @@ class Worker:
             self._avg_run = 0.9 * self._avg_run + 0.1 * c.duration.total_seconds()
         try:
             self.queue.complete(self.name, done, self.dispatcher.retry_policy)
-        except FirehookError:
+        except Exception:
             with self._lock:  # keep them; the loop retries after a back-off
                 self._done[:0] = done
                 for c in done:
@@ -359,7 +378,7 @@ class Worker:
             self.wakeup.wait(min(0.05, max(0.0, deadline - time.monotonic())))
             try:
                 self._flush()
-            except FirehookError as e:
+            except Exception as e:
                 log.error("worker %s could not record finished runs: %s", self.name, e)
         try:
             self._flush()
@@ -368,7 +387,7 @@ class Worker:
             if left:
                 released = self.queue.release(self.name, left)
                 log.warning("worker %s released %d unfinished run(s)", self.name, released)
-        except FirehookError as e:
+        except Exception as e:
             log.error(
                 "worker %s could not release its runs (their leases will expire): %s", self.name, e
             )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from firehook.invoker import dispatch as dispatch_module
 from firehook.triggers import events as events_module
 from firehook.triggers.broker import connect
 from firehook.triggers.events import InvalidEvent, change_event, hook_event
@@ -124,10 +125,12 @@ def _text(body: Any) -> str:
 def test_a_batch_the_database_refuses_is_queued_event_by_event_and_only_the_refused_one_is_dead(
     rig: Rig, broker_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Defence in depth: with the event checks switched off, a NUL reaches PostgreSQL, which
-    refuses the batch insert (a data error, not a lost connection). The consumer queues the
-    batch event by event; only that event is dead-lettered, with the database's reason."""
+    """Defence in depth: with the event checks and the params check switched off, a NUL
+    reaches PostgreSQL, which refuses the batch insert (a data error, not a lost
+    connection). The consumer queues the batch event by event; only that event is
+    dead-lettered, with the database's reason."""
     monkeypatch.setattr(events_module, "unstorable", lambda _event: None)
+    monkeypatch.setattr(dispatch_module, "check_params", lambda params: params)
     good = [_order(f"good-{i}", {"id": i, "status": "unpaid"}) for i in range(2)]
     poison = _order("nul", {"id": 5, "status": "unpaid", "note": "a\x00b"})
     publish_raw(broker_url, [good[0], poison, good[1]], "orders.on_create")

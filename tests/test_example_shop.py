@@ -30,6 +30,7 @@ from firehook.invoker.queue import Queue
 from firehook.invoker.store import InvocationFilter
 from firehook.invoker.worker import Worker
 from firehook.scheduler.runner import Scheduler
+from tests.clock import FakeClock
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -39,14 +40,6 @@ DAY1 = (datetime.now(SHANGHAI) + timedelta(days=1)).date()
 DAY2 = DAY1 + timedelta(days=1)
 TICK1 = f"{DAY1.isoformat()}T20:00:00+08:00"
 TICK2 = f"{DAY2.isoformat()}T20:00:00+08:00"
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -30,17 +30,7 @@ from firehook.scheduler.retention import Retention
 from firehook.scheduler.ticks import tick_key
 from firehook.triggers.events import change_event
 from firehook.triggers.matching import run_key
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
+from tests.clock import FakeClock
 
 
 @dataclass

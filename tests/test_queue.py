@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,17 +24,7 @@ from firehook.invoker.queue import Completion, Queue
 from firehook.invoker.registry import Registry
 from firehook.invoker.store import InvocationFilter, InvocationStore
 from firehook.invoker.worker import Worker
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
+from tests.clock import FakeClock
 
 
 @dataclass

@@ -28,17 +28,7 @@ from firehook.invoker.worker import Worker
 from firehook.scheduler.cron import CronSchedule
 from firehook.scheduler.runner import Scheduler
 from firehook.scheduler.ticks import StateStore, tick_key
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, when: datetime) -> None:
-        self.now = when.astimezone(UTC)
+from tests.clock import FakeClock
 
 
 @dataclass

@@ -4,8 +4,8 @@
 and results of a trivial run, paid twice per run (params in the pool, the result in its
 process).  :func:`encode` and :func:`problem` let the C encoder find what it can (NaN and
 Infinity, integers over Python's digit limit, circular or absurdly deep values fail it) and
-walk the value only when that fails or the text it wrote could hide a problem: more opening
-brackets than :data:`jsonsafe.MAX_DEPTH`, an escaped NUL, a lone surrogate, a run of digits
+walk the value only when that fails or the text it wrote could hide a problem: containers
+nested more than :data:`jsonsafe.MAX_DEPTH` deep, an escaped NUL, a lone surrogate, a run of digits
 past :data:`jsonsafe.MAX_INT_DIGITS`.  So a value is refused exactly when ``problem()``
 refuses it, with its reason.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 from firehook.invoker import jsonsafe
@@ -25,6 +26,9 @@ __all__ = ["Refused", "encode", "problem"]
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)  # json.dumps with these
 # arguments builds a new encoder on every call
 _LONG_DIGITS = re.compile(rf"\d{{{jsonsafe.MAX_INT_DIGITS + 1}}}")
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
 
 
 class Refused(ValueError):
@@ -62,11 +66,15 @@ def problem(value: Any) -> str | None:
 
 
 def _suspicious(text: str) -> bool:
-    if text.count("[") + text.count("{") > jsonsafe.MAX_DEPTH:
+    if text.count("[") + text.count("{") > jsonsafe.MAX_DEPTH and _too_deep(text):
         return True
     if "\\u0000" in text:
         return True
-    if len(text) > jsonsafe.MAX_INT_DIGITS and _LONG_DIGITS.search(text) is not None:
+    if (
+        len(text) > jsonsafe.MAX_INT_DIGITS
+        and not 0 < sys.get_int_max_str_digits() <= jsonsafe.MAX_INT_DIGITS
+        and _LONG_DIGITS.search(text) is not None
+    ):  # under Python's own digit limit the encoder already refused such an int
         return True
     if not text.isascii():
         try:
@@ -74,3 +82,15 @@ def _suspicious(text: str) -> bool:
         except UnicodeEncodeError:
             return True
     return False
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the encoder's ``text`` nests more than MAX_DEPTH containers, at the regex
+    engine's speed: a wide value has many brackets but few levels.  Outside strings its
+    brackets are exactly its containers; each pass takes away the innermost level."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(jsonsafe.MAX_DEPTH):
+        brackets = _INNERMOST.sub("", brackets)
+        if not brackets:
+            return False
+    return True

@@ -36,6 +36,8 @@ VALUES = {
     "circular": circular(),
     "wide-shallow": [[] for _ in range(500)],  # many brackets, depth 2
     "brackets-in-strings": ["[" * 200 + "{" * 200],
+    "deep-with-closing-brackets-in-strings": nested(70, dict) | {"s": '"]}' * 100},
+    "wide-with-escaped-quotes": [{"q": 'a\\"[{'} for _ in range(100)],
     "nan": [1, float("nan")],
     "infinity": {"x": float("inf")},
     "nan-key": {float("nan"): 1},

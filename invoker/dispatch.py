@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from firehook.invoker.envelope import (
     Status,
 )
 from firehook.invoker.event import Event, EventType
+from firehook.invoker.outcomes import storable_error
 from firehook.invoker.pool import Pool, RunResult
 from firehook.invoker.queue import Enqueued, Queue
 from firehook.invoker.records import Invocation, new_job_id
@@ -103,13 +104,7 @@ def storable_outcome(result: RunResult) -> tuple[Any, RunError | None]:
     run ``execution_failed`` with the reason; an error's message and stack are made storable
     (NUL escaped, lone surrogates replaced).  The run is recorded either way.
     """
-    error = result.error
-    if error is not None:
-        error = replace(
-            error,
-            message=jsonsafe.storable_text(error.message),
-            stack=jsonsafe.storable_text(error.stack),
-        )
+    error = None if result.error is None else storable_error(result.error)
     if result.result_json is None:
         return None, error
     try:

@@ -25,7 +25,7 @@ from firehook.invoker.claims import Completion
 from firehook.invoker.envelope import ErrorType, RunError, Status
 from firehook.invoker.jsonsafe import storable_text
 
-__all__ = ["MAX_REASON", "Outcome", "failed_outcome", "outcome", "storable"]
+__all__ = ["MAX_REASON", "Outcome", "failed_outcome", "outcome", "storable", "storable_error"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class Outcome:
     retry: dict[str, Any] | None = None
 
 
-def _storable_error(error: RunError) -> RunError:
+def storable_error(error: RunError) -> RunError:
+    """``error`` with a message and stack the store can hold (the same object if it could)."""
     message, stack = storable_text(error.message), storable_text(error.stack)
     if message is error.message and stack is error.stack:
         return error
@@ -51,7 +52,7 @@ def _storable_error(error: RunError) -> RunError:
 def storable(c: Completion) -> Completion:
     """``c`` with texts the store can hold; a result it cannot hold fails the run."""
     logs = storable_text(c.logs) if c.logs else c.logs
-    error = None if c.error is None else _storable_error(c.error)
+    error = None if c.error is None else storable_error(c.error)
     result = c.result
     if result is not None and (reason := problem(result)) is not None:
         result = None
